@@ -1,0 +1,230 @@
+"""One definition of every SparseMat knob: name, type, range, default and tooltip.
+
+The CLI flags, the Nuke/Natron knobs and the Qt panel are all generated from
+:data:`ENGINE_KNOBS` and :data:`OUTPUT_KNOBS`, so names, ranges, defaults and tooltips
+cannot drift apart between front ends.
+
+:class:`Settings` holds what changes the engine's pixels; :class:`OutputSettings` holds what
+only changes how a result is written or shown (output mode, overlay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sparsemat.errors import SettingsError
+
+KnobKind = Literal["float", "int", "bool", "choice", "string"]
+
+
+@dataclass(frozen=True)
+class KnobSpec:
+    """Describes one knob for every front end.
+
+    Attributes:
+        name: Python/CLI/host name (snake_case; the CLI flag is ``--name-with-dashes``).
+        label: Short label shown next to the knob in a host or the UI.
+        kind: Value type.
+        default: Default value (the engine's default; front ends never redefine it).
+        tooltip: One or two sentences in an artist's words.
+        minimum: Lowest allowed value for numeric knobs (inclusive).
+        maximum: Highest allowed value for numeric knobs (inclusive).
+        choices: Allowed values for ``choice`` knobs.
+        open_choice_prefixes: Prefixes that make a free-form value valid for a ``choice`` knob
+            (e.g. ``"onnx:"`` for a user model path).
+    """
+
+    name: str
+    label: str
+    kind: KnobKind
+    default: Any
+    tooltip: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    open_choice_prefixes: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag for this knob, e.g. ``--kernel-size``."""
+        return "--" + self.name.replace("_", "-")
+
+
+ENGINE_KNOBS: tuple[KnobSpec, ...] = (
+    KnobSpec(
+        "prior", "Prior", "choice", "auto",
+        "Where the rough matte comes from. auto uses the Matte input when one is connected, "
+        "else RVM when installed, else the built-in LPN. onnx:/path/model.onnx runs your own model.",
+        choices=("auto", "input", "rvm", "lpn"), open_choice_prefixes=("onnx:",),
+    ),
+    KnobSpec(
+        "threshold", "Temporal threshold", "float", 0.05,
+        "How much a pixel's colour must change from the previous frame (0-1, display-referred) "
+        "before it is refined again. Higher reuses more of the previous frame; 0 refines every "
+        "band pixel on every frame.",
+        minimum=0.0, maximum=1.0,
+    ),
+    KnobSpec(
+        "temporal", "Temporal reuse", "bool", True,
+        "Reuse the previous frame's matte where the plate did not change. Turn off to refine "
+        "every frame on its own.",
+    ),
+    KnobSpec(
+        "kernel_size", "Edge width (kernel)", "int", 15,
+        "Width in pixels of the band around soft edges that gets refined (odd number). "
+        "Wider catches more hair but costs more time.",
+        minimum=1, maximum=63,
+    ),
+    KnobSpec(
+        "cascade_levels", "Cascade levels", "int", 1,
+        "1 refines once at full resolution. 2 refines at half then full resolution, 3 at a "
+        "quarter, half and full resolution, which shrinks the band on busy frames.",
+        minimum=1, maximum=3,
+    ),
+    KnobSpec(
+        "max_active_pixels", "Active-pixel budget", "int", 0,
+        "Most pixels refined in one pass. 0 picks a budget from this machine's free memory. "
+        "Frames over budget go through the cascade instead of running out of memory.",
+        minimum=0, maximum=200_000_000,
+    ),
+    KnobSpec(
+        "keyframe_interval", "Keyframe interval", "int", 8,
+        "Every N-th frame (by frame number) is computed from scratch, so farm chunks give the "
+        "same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame).",
+        minimum=0, maximum=10_000,
+    ),
+    KnobSpec(
+        "model", "Refiner model", "choice", "lite",
+        "Refinement network. lite is fast on CPUs; paper is the full-size network from the paper. "
+        "A path to a .pt checkpoint loads your own weights.",
+        choices=("lite", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
+    ),
+    KnobSpec(
+        "backend", "Backend", "choice", "auto",
+        "How the sparse network runs. auto uses spconv on a CUDA GPU and the built-in sparse "
+        "backend on CPU; dense runs the same network on every pixel (reference, slow).",
+        choices=("auto", "torch", "spconv", "dense"),
+    ),
+    KnobSpec(
+        "device", "Device", "choice", "auto",
+        "Where to compute. auto uses a CUDA GPU when one is available.",
+        choices=("auto", "cpu", "cuda"),
+    ),
+    KnobSpec(
+        "prior_size", "Prior resolution", "int", 512,
+        "Short side in pixels at which the prior network sees the plate.",
+        minimum=128, maximum=2048,
+    ),
+)
+
+OUTPUT_KNOBS: tuple[KnobSpec, ...] = (
+    KnobSpec(
+        "output_mode", "Output", "choice", "rgba",
+        "alpha writes only the matte; rgba keeps the plate's colour with the matte in alpha; "
+        "premult multiplies the plate's colour by the matte.",
+        choices=("alpha", "rgba", "premult"),
+    ),
+    KnobSpec(
+        "overlay", "Overlay", "choice", "off",
+        "Show which pixels were refined: 'sparsity' adds the map as a channel, 'tint' also "
+        "tints refined pixels over the plate for viewing.",
+        choices=("off", "sparsity", "tint"),
+    ),
+)
+
+_SPECS: dict[str, KnobSpec] = {k.name: k for k in ENGINE_KNOBS + OUTPUT_KNOBS}
+
+
+def knob(name: str) -> KnobSpec:
+    """Return the :class:`KnobSpec` called ``name`` (KeyError if there is none)."""
+    return _SPECS[name]
+
+
+def _validate(spec: KnobSpec, value: Any) -> None:
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingsError(spec.name, value, "use true or false")
+        return
+    if spec.kind in ("int", "float"):
+        ok_types: tuple[type, ...] = (int,) if spec.kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_types):
+            raise SettingsError(spec.name, value, f"it must be a{'n integer' if spec.kind == 'int' else ' number'}")
+        if value != value:  # NaN
+            raise SettingsError(spec.name, value, "it must be a number")
+        lo, hi = spec.minimum, spec.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise SettingsError(spec.name, value, f"allowed range is {lo:g} to {hi:g}")
+        return
+    if not isinstance(value, str):
+        raise SettingsError(spec.name, value, "it must be text")
+    if spec.kind == "choice" and value not in spec.choices:
+        if not any(value.startswith(p) for p in spec.open_choice_prefixes) and not (
+            spec.name == "model" and value.endswith((".pt", ".pth"))
+        ):
+            extra = f" or {', '.join(p + '…' for p in spec.open_choice_prefixes)}" if spec.open_choice_prefixes else ""
+            raise SettingsError(spec.name, value, f"choose one of {', '.join(spec.choices)}{extra}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine settings: everything that changes the refined matte's pixels.
+
+    Validated on construction; an invalid value raises :class:`~sparsemat.errors.SettingsError`
+    naming the knob, the value and the allowed range. See :data:`ENGINE_KNOBS` for meanings.
+    """
+
+    prior: str = field(default=knob("prior").default)
+    threshold: float = field(default=knob("threshold").default)
+    temporal: bool = field(default=knob("temporal").default)
+    kernel_size: int = field(default=knob("kernel_size").default)
+    cascade_levels: int = field(default=knob("cascade_levels").default)
+    max_active_pixels: int = field(default=knob("max_active_pixels").default)
+    keyframe_interval: int = field(default=knob("keyframe_interval").default)
+    model: str = field(default=knob("model").default)
+    backend: str = field(default=knob("backend").default)
+    device: str = field(default=knob("device").default)
+    prior_size: int = field(default=knob("prior_size").default)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _validate(_SPECS[f.name], getattr(self, f.name))
+        if self.kernel_size % 2 == 0:
+            raise SettingsError("kernel_size", self.kernel_size, "it must be odd (1, 3, 5, … 63)")
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every knob, for metadata and JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Settings:
+        """Build from a dict, rejecting unknown knob names with a clear message."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SettingsError(unknown[0], values[unknown[0]], f"unknown knob; known knobs are {', '.join(sorted(names))}")
+        return cls(**values)
+
+    def pixel_key(self) -> str:
+        """Stable short hash of every setting that changes pixels (for caches and history)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How a result is written or shown; never changes the matte itself."""
+
+    output_mode: str = field(default=knob("output_mode").default)
+    overlay: str = field(default=knob("overlay").default)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _validate(_SPECS[f.name], getattr(self, f.name))
