@@ -161,12 +161,14 @@ def _validate(spec: KnobSpec, value: Any) -> None:
         return
     if not isinstance(value, str):
         raise SettingsError(spec.name, value, "it must be text")
-    if spec.kind == "choice" and value not in spec.choices:
-        if not any(value.startswith(p) for p in spec.open_choice_prefixes) and not (
-            spec.name == "model" and value.endswith((".pt", ".pth"))
-        ):
-            extra = f" or {', '.join(p + '…' for p in spec.open_choice_prefixes)}" if spec.open_choice_prefixes else ""
-            raise SettingsError(spec.name, value, f"choose one of {', '.join(spec.choices)}{extra}")
+    if spec.kind != "choice" or value in spec.choices:
+        return
+    if any(value.startswith(p) for p in spec.open_choice_prefixes):
+        return
+    if spec.name == "model" and value.endswith((".pt", ".pth")):
+        return
+    extra = f" or {', '.join(p + '…' for p in spec.open_choice_prefixes)}" if spec.open_choice_prefixes else ""
+    raise SettingsError(spec.name, value, f"choose one of {', '.join(spec.choices)}{extra}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The ``sparsemat`` command: one module per sub-command, dispatched by :mod:`sparsemat.cli.main`."""

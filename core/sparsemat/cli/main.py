@@ -1,0 +1,70 @@
+"""Entry point of the ``sparsemat`` command.
+
+Sub-commands live in their own modules and are imported only when used, so ``sparsemat --help``
+and farm wrappers start fast. Every :class:`~sparsemat.errors.SparseMatError` becomes a one-line
+message (no traceback); ``--debug`` shows tracebacks for bug reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from sparsemat.errors import SettingsError, SparseMatError
+from sparsemat.version import __version__
+
+#: sub-command → (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "render": ("sparsemat.cli.render", "refine mattes for an image or a frame sequence"),
+    "demo": ("sparsemat.cli.demo", "generate a 4K plate sequence in code, render it and report the error"),
+    "eval": ("sparsemat.cli.eval_cmd", "compare predicted mattes with ground truth (MAD, MSE, SAD, Grad, Conn, dtSSD)"),
+    "train": ("sparsemat.cli.train_cmd", "train the SHM or the LPN"),
+    "convert-official": ("sparsemat.cli.convert_cmd", "convert the official SparseMat checkpoints"),
+    "bench": ("sparsemat.cli.bench_cmd", "measure speed, memory and quality against dense and patch baselines"),
+    "ui": ("sparsemat.cli.ui_cmd", "open the interactive viewer and knob panel (PySide6)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (every sub-command registers its own flags)."""
+    parser = argparse.ArgumentParser(prog="sparsemat", description="Ultrahigh-resolution alpha matting with sparsity.")
+    parser.add_argument("--version", action="version", version=f"sparsemat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks (for bug reports)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="only print warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("sparsemat"):
+                continue  # sub-command not part of this build
+            raise
+        module.add_parser(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status (0 ok, 1 failures, 2 bad usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except SettingsError as exc:
+        print(f"sparsemat {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except SparseMatError as exc:
+        if args.debug:
+            raise
+        print(f"sparsemat {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sparsemat {args.command}: interrupted; frames already written are complete.", file=sys.stderr)
+        return 130

@@ -1,0 +1,51 @@
+"""Run the SHM on the active pixels of one level: gather → sparse forward → values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def refine_sites(
+    refiner: Any,
+    backend: Any,
+    rgb_hwc: torch.Tensor,
+    prior: torch.Tensor,
+    mask: torch.Tensor,
+    lr_rgb: torch.Tensor,
+    lr_prior: torch.Tensor,
+    ctx: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Refine the pixels where ``mask`` is set.
+
+    Only the active pixels are gathered; no dense feature map is ever built at this resolution.
+
+    Args:
+        refiner: the SHM module (eval mode).
+        backend: sparse backend from :func:`sparsemat.sparse.get_backend`.
+        rgb_hwc: ``[H, W, 3]`` float, display sRGB in [0, 1].
+        prior: ``[H, W]`` float32 in [0, 1], the current prior at this level.
+        mask: ``[H, W]`` bool active pixels.
+        lr_rgb: ``[1, 3, h, w]`` float32 sRGB [0, 1], the prior network's input.
+        lr_prior: ``[1, 1, h, w]`` float32 [0, 1], the low-resolution prior.
+        ctx: optional external context for refiners trained on LPN features.
+
+    Returns:
+        ``(values [N] float32 in [0, 1] in row-major order of the mask's True pixels, MACs)``.
+    """
+    coords = torch.nonzero(mask)  # [N, 2] (y, x), row-major: the canonical site order
+    if coords.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.float32, device=prior.device), 0.0
+    ys, xs = coords[:, 0], coords[:, 1]
+    feats = torch.empty((coords.shape[0], 4), dtype=torch.float32, device=prior.device)
+    feats[:, :3] = rgb_hwc[ys, xs].float()
+    feats[:, 3] = prior[ys, xs]
+    feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
+    batch = torch.zeros((coords.shape[0], 1), dtype=coords.dtype, device=coords.device)
+    coords3 = torch.cat([batch, coords], dim=1).contiguous()
+    x = backend.from_coords(coords3, feats, (int(mask.shape[0]), int(mask.shape[1])), 1)
+    out = refiner(x, lr_rgb, lr_prior, ctx)
+    macs = float(refiner.macs(x)) if hasattr(refiner, "macs") else 0.0
+    _, values = backend.values(out.alpha)
+    return values[:, 0].float(), macs

@@ -1,0 +1,412 @@
+"""One engine session per node or sequence: frame history, keyframe pre-roll, the whole pipeline.
+
+Pipeline for one frame (paper §3, Eq. 2):
+
+1. **Prior** at ~512p (``prior_size``): an external matte resampled, or a prior network.
+2. **Maps** at full resolution: spatial band ``B`` of the upsampled prior, temporal change ``T``
+   against the previous frame, active map ``M = B ∩ T`` (``M = B`` without history).
+3. **SHM** refines the active pixels only, through the cascade ``0.25 / 0.5 / 1.0`` when asked
+   for or when the frame is over the active-pixel budget.
+4. **Blend** (Eq. 2): refinement inside ``M``, previous frame's alpha in ``B \\ T``, upsampled
+   prior (or coarser cascade level) elsewhere.
+
+History rule: temporal reuse only when the session's last frame is exactly ``frame − 1`` with the
+same plate size and settings. Otherwise the session pre-rolls from the last keyframe
+(``frame // keyframe_interval · keyframe_interval``, clamped to the source's first frame), so a
+frame's pixels do not depend on how a sequence was split into chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sparsemat.engine.budget import cascade_scales, default_budget
+from sparsemat.engine.frames import FrameInput, FrameSource
+from sparsemat.engine.refine import refine_sites
+from sparsemat.engine.resize import downsample, prior_input_size, resize_plane, upsample
+from sparsemat.engine.result import FrameResult, FrameStats
+from sparsemat.engine.sparsity import spatial_band, temporal_change
+from sparsemat.errors import BudgetWarning, DeviceError, InputError, InputWarning
+from sparsemat.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Smallest cascade scale tried when even 0.25 is over budget (below it the SHM sees mush).
+MIN_RESCUE_SCALE = 0.06
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn the ``device`` knob into a torch device; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            "Device 'cuda' was requested but this machine has no usable CUDA GPU "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}). "
+            "Set the device knob to 'auto' or 'cpu'."
+        )
+    return torch.device(name)
+
+
+@dataclass
+class _History:
+    frame: int
+    size: tuple[int, int]
+    key: str
+    rgb: torch.Tensor  # [H, W, 3] float16, display sRGB
+    alpha: torch.Tensor  # [H, W] float32
+
+
+class Session:
+    """Per-node engine state: settings, models, and the previous frame.
+
+    Args:
+        settings: validated engine settings.
+        refiner: an SHM module; built from ``settings.model`` when omitted.
+        prior: a prior object overriding ``settings.prior`` (tests, hosts with their own prior).
+    """
+
+    def __init__(self, settings: Settings | None = None, refiner: Any = None, prior: Any = None) -> None:
+        self.settings = settings or Settings()
+        self.device = resolve_device(self.settings.device)
+        self._prior_override = prior
+        self._priors: dict[str, Any] = {}
+        self._history: _History | None = None
+        self._refiner = refiner
+        self._backend: Any = None
+        self.last_stats: FrameStats | None = None
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def refiner(self) -> Any:
+        """The SHM module (built lazily, in eval mode, on the session's device)."""
+        if self._refiner is None:
+            from sparsemat.builders import build_shm
+
+            self._refiner = build_shm(self.settings.model, device=self.device)
+        self._refiner.eval()
+        return self._refiner
+
+    @property
+    def backend(self) -> Any:
+        """The sparse backend resolved from the ``backend`` knob for this device."""
+        if self._backend is None:
+            from sparsemat.sparse import get_backend
+
+            self._backend = get_backend(self.settings.backend, self.device)
+        return self._backend
+
+    @property
+    def budget(self) -> int:
+        """Active pixels allowed in one SHM pass (knob, or derived from free memory)."""
+        if self.settings.max_active_pixels > 0:
+            return self.settings.max_active_pixels
+        per_site = float(getattr(self.refiner, "bytes_per_site", 2000.0))
+        return default_budget(per_site, self.device)
+
+    def update(self, settings: Settings) -> None:
+        """Apply new knob values; history survives only if nothing pixel-affecting changed."""
+        old = self.settings
+        self.settings = settings
+        if settings.model != old.model:
+            self._refiner = None
+        if settings.backend != old.backend or settings.device != old.device:
+            self._backend = None
+            self.device = resolve_device(settings.device)
+            self._refiner = None if settings.device != old.device else self._refiner
+        if settings.prior != old.prior or settings.prior_size != old.prior_size:
+            self._priors.clear()
+        if settings.pixel_key() != old.pixel_key():
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget the frame history and any recurrent prior state."""
+        self._history = None
+        for prior in self._priors.values():
+            prior.reset()
+        if self._prior_override is not None:
+            self._prior_override.reset()
+
+    # ------------------------------------------------------------------ public API
+    def render(self, frame: int, source: FrameSource) -> FrameResult:
+        """Refine ``frame`` of ``source``, pre-rolling from the last keyframe when needed.
+
+        Raises:
+            InputError: the frame (not a pre-roll frame) cannot be read.
+        """
+        if self._needs_history(frame) and not self._history_continues(frame):
+            for f in range(self._preroll_start(frame, source.first_frame), frame):
+                try:
+                    self.process(f, source(f))
+                except InputError as exc:  # a sequential render would have failed here too
+                    log.warning("pre-roll frame %d unusable (%s); history restarts after it", f, exc)
+                    self._history = None
+        try:
+            return self.process(frame, source(frame))
+        except InputError:
+            self._history = None
+            raise
+
+    def process(self, frame: int, inp: FrameInput) -> FrameResult:
+        """Refine one frame given directly; uses history only if it holds exactly ``frame − 1``."""
+        with torch.inference_mode():
+            return self._process(frame, inp)
+
+    # ------------------------------------------------------------------ history rules
+    def _is_keyframe(self, frame: int) -> bool:
+        n = self.settings.keyframe_interval
+        return n > 0 and frame % n == 0
+
+    def _needs_history(self, frame: int) -> bool:
+        if self._is_keyframe(frame):
+            return False
+        return self.settings.temporal or bool(getattr(self._current_prior_object(), "recurrent", False))
+
+    def _history_continues(self, frame: int) -> bool:
+        h = self._history
+        return h is not None and h.frame == frame - 1 and h.key == self.settings.pixel_key()
+
+    def _preroll_start(self, frame: int, first: int) -> int:
+        n = self.settings.keyframe_interval
+        start = (frame // n) * n if n > 0 else first
+        return max(start, first, frame - 10_000)
+
+    # ------------------------------------------------------------------ priors
+    def _current_prior_object(self) -> Any:
+        if self._prior_override is not None:
+            return self._prior_override
+        return self._priors.get("net")
+
+    def _network_prior(self, name: str) -> tuple[Any, str]:
+        if self._prior_override is not None:
+            return self._prior_override, getattr(self._prior_override, "name", "custom")
+        if "net" not in self._priors:
+            from sparsemat.priors import resolve_prior
+
+            prior, reason = resolve_prior(name, has_matte=False, device=self.device)
+            self._priors["net"] = prior
+            self._priors_reason = reason
+        return self._priors["net"], self._priors_reason
+
+    def _prior(
+        self, inp: FrameInput, lr_rgb: torch.Tensor, size: tuple[int, int], frame: int
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description)``."""
+        name = self.settings.prior
+        use_matte = self._prior_override is None and (name == "input" or (name == "auto" and inp.matte is not None))
+        if use_matte:
+            if inp.matte is None:
+                raise InputError(
+                    f"Frame {frame}: the prior knob is 'input' but no matte was given for this frame. "
+                    "Connect the Matte input (or pass --prior), or set the prior knob to auto."
+                )
+            matte = torch.from_numpy(np.ascontiguousarray(inp.matte, dtype=np.float32)).to(self.device)
+            matte = matte.nan_to_num(0.0).clamp_(0.0, 1.0)
+            lr_prior = resize_plane(matte, tuple(lr_rgb.shape[-2:]))[None, None].clamp_(0, 1)
+            prior_hr = resize_plane(matte, size).clamp_(0, 1)
+            why = "input (matte given)" if name == "input" else "input (auto: matte given)"
+            return lr_prior, prior_hr, why
+        prior, why = self._network_prior(name)
+        lr_prior = prior.predict(lr_rgb).to(self.device).float().clamp_(0, 1)
+        prior_hr = upsample(lr_prior, size)[0, 0].clamp_(0, 1)
+        return lr_prior, prior_hr, why
+
+    # ------------------------------------------------------------------ the pipeline
+    def _process(self, frame: int, inp: FrameInput) -> FrameResult:
+        s = self.settings
+        stats = FrameStats(frame=frame, budget=self.budget)
+        size = inp.size
+        height, width = size
+        timer = _StageTimer(stats.stage_seconds, self.device)
+
+        # ---- history decision
+        hist = self._history
+        use_history = (
+            s.temporal and not self._is_keyframe(frame) and hist is not None and self._history_continues(frame)
+        )
+        if hist is not None and hist.frame == frame - 1 and hist.size != size:
+            msg = (
+                f"Frame {frame} is {width}x{height} but frame {frame - 1} was {hist.size[1]}x{hist.size[0]}: "
+                "frame history was reset and this frame was computed on its own."
+            )
+            warnings.warn(msg, InputWarning, stacklevel=2)
+            stats.warnings.append(msg)
+            use_history = False
+        if hist is not None and hist.size != size:
+            use_history = False
+        cold = not self._history_continues(frame) or self._is_keyframe(frame)
+        if cold:
+            prior_obj = self._current_prior_object()
+            if prior_obj is not None:
+                prior_obj.reset()
+        stats.keyframe = not use_history
+
+        # ---- prior
+        with timer("prior"):
+            rgb_hwc = torch.from_numpy(np.ascontiguousarray(inp.rgb)).to(self.device)
+            rgb_chw = rgb_hwc.permute(2, 0, 1)[None]
+            lr_size = prior_input_size(height, width, s.prior_size)
+            lr_rgb = downsample(rgb_chw, lr_size).clamp_(0, 1)
+            lr_prior, prior_hr, stats.prior_name = self._prior(inp, lr_rgb, size, frame)
+
+        # ---- maps at full resolution
+        with timer("maps"):
+            band = spatial_band(prior_hr, s.kernel_size)
+            changed = None
+            if use_history:
+                assert hist is not None
+                changed = temporal_change(rgb_hwc, hist.rgb, s.threshold, s.kernel_size)
+            active_full = band & changed if changed is not None else band
+            stats.band_pixels = int(band.sum())
+
+        # ---- cascade of SHM passes
+        scales = cascade_scales(s.cascade_levels)
+        n_full = int(active_full.sum())
+        if len(scales) < 3 and n_full > stats.budget:
+            msg = (
+                f"Frame {frame}: {n_full:,} active pixels exceed the budget of {stats.budget:,}; "
+                "the frame went through the 0.25/0.5/1.0 cascade."
+            )
+            stats.warnings.append(msg)
+            scales = cascade_scales(3)
+
+        alpha = prior_hr
+        last_scale: float | None = None
+        active_final = torch.zeros_like(band)
+        gmacs = 0.0
+        for i, scale in enumerate(scales):
+            final = scale == 1.0
+            with timer("maps"):
+                if final:
+                    cur = alpha
+                    lvl_size = size
+                    lvl_band = band if last_scale is None else spatial_band(cur, s.kernel_size)
+                    mask = lvl_band & changed if changed is not None else lvl_band
+                else:
+                    lvl_size = (max(8, round(height * scale)), max(8, round(width * scale)))
+                    cur = resize_plane(alpha, lvl_size)
+                    lvl_band = mask = spatial_band(cur, s.kernel_size)
+                n = int(mask.sum())
+            if n > stats.budget:
+                if last_scale is not None:
+                    msg = (
+                        f"Frame {frame}: {n:,} active pixels at scale {scale:g} exceed the budget of "
+                        f"{stats.budget:,}; the matte was refined up to scale {last_scale:g} and upsampled."
+                    )
+                    stats.warnings.append(msg)
+                    break
+                rescue = self._rescue_scale(scale, n, stats.budget)
+                if rescue is None:
+                    msg = (
+                        f"Frame {frame}: even at scale {scale:g} {n:,} pixels exceed the budget of "
+                        f"{stats.budget:,}; the frame shows the prior only. Raise the budget or lower the "
+                        "kernel size."
+                    )
+                    stats.warnings.append(msg)
+                    break
+                scale, final = rescue, False
+                with timer("maps"):
+                    lvl_size = (max(8, round(height * scale)), max(8, round(width * scale)))
+                    cur = resize_plane(alpha, lvl_size)
+                    lvl_band = mask = spatial_band(cur, s.kernel_size)
+                    n = int(mask.sum())
+                if n > stats.budget:  # band does not shrink with the scale (rare); give up cleanly
+                    stats.warnings.append(f"Frame {frame}: over budget at every scale; the prior is shown.")
+                    break
+                stats.warnings.append(
+                    f"Frame {frame}: over budget even at scale {scales[0]:g}; refined at scale {scale:.3g} "
+                    "and upsampled (detail is softer than a full-resolution pass)."
+                )
+                scales = [scale]  # stop after this pass
+            with timer("shm"):
+                if final:
+                    lvl_rgb_hwc = rgb_hwc
+                else:
+                    lvl_rgb_hwc = downsample(rgb_chw, lvl_size)[0].permute(1, 2, 0).clamp_(0, 1)
+                values, macs = refine_sites(
+                    self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx()
+                )
+                gmacs += macs / 1e9
+            with timer("blend"):
+                out = cur.clone()
+                if final and changed is not None:
+                    assert hist is not None
+                    reuse = lvl_band & ~changed  # in the band but unchanged: previous frame's matte
+                    out[reuse] = hist.alpha[reuse]
+                    stats.temporal_reused = True
+                out[mask] = values
+                alpha = out
+            stats.cascade_scales.append(float(scale))
+            last_scale = scale
+            if final:
+                active_final = mask
+            if i == len(scales) - 1 or scale == scales[-1]:
+                break
+
+        with timer("blend"):
+            if tuple(alpha.shape) != size:
+                alpha = upsample(alpha[None, None], size)[0, 0]
+            alpha = alpha.clamp(0.0, 1.0)
+
+        for msg in stats.warnings:
+            if "budget" in msg:
+                warnings.warn(msg, BudgetWarning, stacklevel=2)
+        stats.active_pixels = int(active_final.sum())
+        stats.active_share = stats.active_pixels / float(height * width)
+        stats.shm_gmacs = gmacs
+        self._history = _History(frame, size, s.pixel_key(), rgb_hwc.to(torch.float16), alpha)
+        self.last_stats = stats
+        return FrameResult(
+            alpha=alpha.float().cpu().numpy(),
+            prior=prior_hr.float().cpu().numpy(),
+            spatial=band.cpu().numpy(),
+            temporal=changed.cpu().numpy() if changed is not None else None,
+            active=active_full.cpu().numpy() if last_scale == 1.0 else active_final.cpu().numpy(),
+            stats=stats,
+        )
+
+    def _ctx(self) -> torch.Tensor | None:
+        """LPN context features for refiners trained on them (official checkpoints), else None."""
+        if not getattr(self.refiner, "uses_prior_context", False):
+            return None
+        prior = self._current_prior_object()
+        return getattr(prior, "last_ctx", None)
+
+    @staticmethod
+    def _rescue_scale(scale: float, active: int, budget: int) -> float | None:
+        """Scale at which a band of ``active`` pixels at ``scale`` should fit ``budget`` (band ∝ scale)."""
+        # A thin band's pixel count shrinks linearly with the scale, a filled area quadratically;
+        # plan for the linear (worst) case with 10 % headroom.
+        rescue = scale * 0.9 * budget / active
+        return rescue if rescue >= MIN_RESCUE_SCALE else None
+
+
+class _StageTimer:
+    """Accumulates wall time per stage into a dict (synchronising CUDA for honest figures)."""
+
+    def __init__(self, into: dict[str, float], device: torch.device) -> None:
+        self.into = into
+        self.device = device
+        self._stage = ""
+        self._t0 = 0.0
+
+    def __call__(self, stage: str) -> _StageTimer:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.into[self._stage] = self.into.get(self._stage, 0.0) + time.perf_counter() - self._t0
