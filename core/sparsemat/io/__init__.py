@@ -1,0 +1,80 @@
+"""Image I/O for SparseMat: OpenImageIO readers and writers, frame sequences, OCIO colour.
+
+- :func:`read_plate` (alias :func:`read_image`) → :class:`Plate` (display sRGB for the network,
+  untouched source RGB, alpha, data/display :class:`Window`, channel names).
+- :func:`read_matte` → ``[h, w]`` float32 in [0, 1].
+- :func:`write_frame` (atomic), :func:`is_complete`, :func:`read_metadata`.
+- :class:`Sequence`, :func:`frame_path`, :func:`discover_frames`, :func:`parse_frame_range`,
+  :func:`missing_frames`.
+- :func:`convert`, :func:`resolve_colorspace`, :func:`known_colorspaces` (built-in OCIO config).
+"""
+
+from __future__ import annotations
+
+from sparsemat.io.colour import (
+    DEFAULT_LINEAR,
+    DISPLAY_SRGB,
+    convert,
+    known_colorspaces,
+    resolve_colorspace,
+    same_colorspace,
+)
+from sparsemat.io.reader import (
+    CLIP_WARN_SHARE,
+    Plate,
+    Window,
+    channel_names,
+    find_rgb,
+    read_image,
+    read_matte,
+    read_plate,
+    resolve_path,
+)
+from sparsemat.io.sequence import (
+    Sequence,
+    discover_frames,
+    format_frames,
+    frame_path,
+    has_frame_token,
+    missing_frames,
+    parse_frame_range,
+)
+from sparsemat.io.writer import (
+    LOSSLESS_EXR,
+    METADATA_PREFIX,
+    is_complete,
+    read_metadata,
+    temp_path,
+    write_frame,
+)
+
+__all__ = [
+    "CLIP_WARN_SHARE",
+    "DEFAULT_LINEAR",
+    "DISPLAY_SRGB",
+    "LOSSLESS_EXR",
+    "METADATA_PREFIX",
+    "Plate",
+    "Sequence",
+    "Window",
+    "channel_names",
+    "convert",
+    "discover_frames",
+    "find_rgb",
+    "format_frames",
+    "frame_path",
+    "has_frame_token",
+    "is_complete",
+    "known_colorspaces",
+    "missing_frames",
+    "parse_frame_range",
+    "read_image",
+    "read_matte",
+    "read_metadata",
+    "read_plate",
+    "resolve_colorspace",
+    "resolve_path",
+    "same_colorspace",
+    "temp_path",
+    "write_frame",
+]

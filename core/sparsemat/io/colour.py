@@ -1,0 +1,82 @@
+"""Colour conversion through OpenImageIO's built-in OpenColorIO config (``ocio://default``).
+
+Every conversion goes through :func:`OpenImageIO.ImageBufAlgo.colorconvert`; there are no
+hand-written transfer curves here. Names are whatever the built-in config knows, including its
+aliases: ``lin_rec709`` (= ``linear``, "Linear Rec.709 (sRGB)"), ``ACEScg``, ``ACES2065-1``
+(= ``aces``), ``ACEScct``, ``srgb`` ("sRGB Encoded Rec.709 (sRGB)"), ``Raw`` (= ``data``) …
+
+Pitfall (deps.md §6): ``linear`` means linear Rec.709, while the role ``scene_linear`` means
+ACEScg in the built-in config. SparseMat's default linear space is ``lin_rec709``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import OpenImageIO as oiio
+
+from sparsemat.errors import SettingsError
+
+#: Default space of float/half plates (EXR): scene-linear Rec.709 primaries.
+DEFAULT_LINEAR = "lin_rec709"
+#: Default space of integer plates (PNG/JPEG/8- or 16-bit TIFF) and what the network sees.
+DISPLAY_SRGB = "srgb"
+
+
+@functools.lru_cache(maxsize=1)
+def _config() -> oiio.ColorConfig:
+    return oiio.ColorConfig()
+
+
+def known_colorspaces() -> list[str]:
+    """Names of the colour spaces of OpenImageIO's built-in OCIO config (aliases not listed)."""
+    return list(_config().getColorSpaceNames())
+
+
+@functools.lru_cache(maxsize=64)
+def resolve_colorspace(name: str) -> str:
+    """Canonical OCIO name for ``name`` (an exact name, an alias or a role).
+
+    Raises :class:`~sparsemat.errors.SettingsError` (knob ``colorspace``) listing the known
+    names when the built-in config does not know ``name``.
+    """
+    cfg = _config()
+    resolved = cfg.resolve(name) if name else ""
+    if not name or cfg.getColorSpaceIndex(resolved) < 0:
+        raise SettingsError(
+            "colorspace", name,
+            "OpenImageIO's built-in OpenColorIO config has no such colour space; known names are "
+            + ", ".join(known_colorspaces()) + " (aliases such as lin_rec709, linear, srgb, ACEScg, aces also work)",
+        )
+    return str(resolved)
+
+
+def same_colorspace(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same colour space of the built-in config."""
+    return resolve_colorspace(a) == resolve_colorspace(b)
+
+
+def convert(rgb: np.ndarray, src: str, dst: str = DISPLAY_SRGB) -> np.ndarray:
+    """Convert pixels from colour space ``src`` to ``dst`` with ImageBufAlgo.colorconvert.
+
+    Args:
+        rgb: ``[H, W, 3]`` float32 (float16 accepted), in ``src``; not modified.
+        src: OCIO name of the pixels' space (see :func:`resolve_colorspace`).
+        dst: OCIO name of the result's space; default display-referred sRGB.
+
+    Returns:
+        ``[H, W, 3]`` float32 in ``dst``, not clipped (linear highlights stay above 1).
+        A new array, also when ``src`` and ``dst`` are the same space.
+    """
+    src_name, dst_name = resolve_colorspace(src), resolve_colorspace(dst)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"convert expects [H, W, 3] pixels, got shape {rgb.shape}")
+    pixels = np.ascontiguousarray(rgb, dtype=np.float32)
+    if src_name == dst_name:
+        return pixels.copy() if pixels is rgb else pixels
+    buf = oiio.ImageBuf(pixels)
+    if not oiio.ImageBufAlgo.colorconvert(buf, buf, src_name, dst_name):
+        raise SettingsError("colorspace", src, f"OpenColorIO cannot convert {src_name} to {dst_name}: {buf.geterror()}")
+    out = buf.get_pixels(oiio.FLOAT)
+    return np.asarray(out, dtype=np.float32).reshape(rgb.shape)

@@ -1,0 +1,394 @@
+"""Read plates and mattes with OpenImageIO.
+
+:func:`read_plate` returns a :class:`Plate`: the pixels the network sees (display-referred sRGB
+in [0, 1]) plus the untouched source RGB, the alpha, the data/display windows and the channel
+names, so a writer can put the plate's own colour back next to the refined matte.
+
+Out-of-range policy (display-referred values the network sees): scene-linear plates normally
+have highlights above 1 (speculars, sky, practicals) and wide-gamut plates (ACEScg) have small
+negative values after conversion to sRGB. Both are clipped to [0, 1] silently, because the
+network was trained on [0, 1] and an artist cannot act on a warning about every bright frame.
+Only when more than :data:`CLIP_WARN_SHARE` of the pixels are outside [-0.01, 1.01] is an
+:class:`~sparsemat.errors.InputWarning` raised: that usually means a wrong input colour space
+(e.g. a log or display plate read as linear) or a plate exposed far too hot, and the matte will
+lack edges in the clipped areas. Non-finite pixels (NaN → 0, ±Inf → ±largest finite value)
+always warn, with the pixel count; they are cleaned only in what the network sees, while
+:attr:`Plate.source_rgb` stays bit-exact so an rgba output carries the plate's own values.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import OpenImageIO as oiio
+
+from sparsemat.errors import InputError, InputWarning, MissingFrameError
+from sparsemat.io.colour import DEFAULT_LINEAR, DISPLAY_SRGB, convert, resolve_colorspace
+from sparsemat.io.sequence import frame_path, has_frame_token
+
+#: Share of pixels outside [-0.01, 1.01] (display-referred) above which reading warns.
+CLIP_WARN_SHARE = 0.2
+_CLIP_TOLERANCE = 0.01
+_PREFERRED_PARTS = ("rgba", "beauty")
+_PREFERRED_LAYERS = ("", "rgba", "beauty")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Data window (pixels stored) and display window (the frame) of an image, in pixels.
+
+    ``x, y, width, height`` is the data window, ``full_*`` the display window (OpenImageIO's
+    ``ImageSpec`` fields; y points down). Overscan = data window larger than the display window.
+    """
+
+    x: int
+    y: int
+    width: int
+    height: int
+    full_x: int
+    full_y: int
+    full_width: int
+    full_height: int
+
+    @classmethod
+    def from_spec(cls, spec: oiio.ImageSpec) -> Window:
+        """Copy both windows out of an ``ImageSpec``."""
+        return cls(spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+
+    @classmethod
+    def full(cls, width: int, height: int) -> Window:
+        """Data window = display window = ``width × height`` at the origin."""
+        return cls(0, 0, width, height, 0, 0, width, height)
+
+    def apply(self, spec: oiio.ImageSpec) -> None:
+        """Set both windows on ``spec`` (its width/height must already match)."""
+        spec.x, spec.y = self.x, self.y
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = (
+            self.full_x, self.full_y, self.full_width, self.full_height,
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the data window: the shape of every pixel array."""
+        return (self.height, self.width)
+
+    @property
+    def differs_from_display(self) -> bool:
+        """True for overscan, crops or offsets (data window ≠ display window)."""
+        return (self.x, self.y, self.width, self.height) != (self.full_x, self.full_y, self.full_width, self.full_height)
+
+
+@dataclass
+class Plate:
+    """One plate frame, as read by :func:`read_plate`. All arrays cover the data window.
+
+    Attributes:
+        rgb: ``[H, W, 3]`` float32, display-referred sRGB in [0, 1] (non-finite cleaned,
+            clipped): what the network sees.
+        source_rgb: ``[H, W, 3]`` float32, the file's RGB values untouched (bit-exact, also
+            for half files; NaN/Inf kept), in :attr:`colorspace`. Write this back for rgba output.
+        alpha: ``[H, W]`` float32 as stored (NaN → 0, not clipped), or None without alpha.
+        window: data and display windows.
+        channel_names: every channel name of the part that was read.
+        rgb_channels: names of the channels used as R, G, B.
+        alpha_channel: name of the channel used as alpha, or None.
+        path: file actually read.
+        frame: frame number requested, or None.
+        colorspace: canonical OCIO name of the source pixels.
+        part: index of the EXR part (subimage) read; part_name its name ("" if unnamed).
+        pixel_type: stored type of the RGB channels ("half", "float", "uint8", "uint16" …).
+        nonfinite_pixels: number of pixels with a NaN/Inf in R, G or B.
+    """
+
+    rgb: np.ndarray
+    source_rgb: np.ndarray
+    alpha: np.ndarray | None
+    window: Window
+    channel_names: tuple[str, ...]
+    rgb_channels: tuple[str, str, str]
+    alpha_channel: str | None
+    path: str
+    frame: int | None = None
+    colorspace: str = "Linear Rec.709 (sRGB)"
+    part: int = 0
+    part_name: str = ""
+    pixel_type: str = "half"
+    nonfinite_pixels: int = 0
+    attributes: dict[str, str | float | int] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        """Height of the data window in pixels."""
+        return self.window.height
+
+    @property
+    def width(self) -> int:
+        """Width of the data window in pixels."""
+        return self.window.width
+
+
+def _where(path: str, frame: int | None) -> str:
+    return f"{path} (frame {frame})" if frame is not None else path
+
+
+def resolve_path(path: str, frame: int | None) -> str:
+    """File of ``frame`` when ``path`` is a pattern; ``path`` itself otherwise."""
+    if frame is not None and has_frame_token(path):
+        return frame_path(path, frame)
+    return path
+
+
+def _open(path: str, frame: int | None) -> oiio.ImageInput:
+    if not os.path.exists(path):
+        what = f"Frame {frame} is missing" if frame is not None else "File is missing"
+        raise MissingFrameError(f"{what}: {path} does not exist. Check the path and frame range.")
+    inp = oiio.ImageInput.open(path)
+    if inp is None:
+        raise InputError(f"Cannot open {_where(path, frame)}: {oiio.geterror() or 'unknown format'}. "
+                         "The file may be truncated, still being written, or not an image.")
+    return inp
+
+
+def _subimages(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
+    specs = []
+    index = 0
+    while inp.seek_subimage(index, 0):
+        specs.append(inp.spec().copy())
+        index += 1
+    return specs
+
+
+def _part_name(spec: oiio.ImageSpec) -> str:
+    return str(spec.getattribute("oiio:subimagename") or spec.getattribute("name") or "")
+
+
+def _split(name: str) -> tuple[str, str]:
+    layer, _, chan = name.rpartition(".")
+    return layer.lower(), chan.lower()
+
+
+def find_rgb(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int, int], int | None] | None:
+    """Indices of R, G, B (and A or None) in ``names``, case-insensitive, or None.
+
+    Layers are tried in the order: no prefix (``R``), ``rgba.``, ``beauty.``, then any other
+    layer that has all three of R, G and B (``diffuse.R`` …). Alpha is ``A``/``alpha`` in the
+    same layer.
+    """
+    layers: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(names):
+        layer, chan = _split(name)
+        layers.setdefault(layer, {}).setdefault(chan, i)
+    order = [p for p in _PREFERRED_LAYERS if p in layers] + [p for p in layers if p not in _PREFERRED_LAYERS]
+    for layer in order:
+        chans = layers[layer]
+        if all(c in chans for c in "rgb"):
+            alpha = chans.get("a", chans.get("alpha"))
+            return (chans["r"], chans["g"], chans["b"]), alpha
+    return None
+
+
+def _choose_part(specs: list[oiio.ImageSpec]) -> int | None:
+    with_rgb = [i for i, s in enumerate(specs) if find_rgb(list(s.channelnames)) is not None]
+    for i in with_rgb:
+        if _part_name(specs[i]).lower() in _PREFERRED_PARTS:
+            return i
+    return with_rgb[0] if with_rgb else None
+
+
+def _describe_channels(specs: list[oiio.ImageSpec]) -> str:
+    if len(specs) == 1:
+        return ", ".join(specs[0].channelnames) or "none"
+    return "; ".join(f"part {i} '{_part_name(s)}': {', '.join(s.channelnames)}" for i, s in enumerate(specs))
+
+
+def _type_name(spec: oiio.ImageSpec, channel: int) -> str:
+    formats = spec.channelformats
+    fmt = formats[channel] if formats else spec.format
+    return str(fmt)
+
+
+def _read(inp: oiio.ImageInput, part: int, first: int, last: int, half: bool, where: str) -> np.ndarray:
+    """Channels ``first..last`` (inclusive) of ``part`` as ``[H, W, C]`` float32 (or float16)."""
+    pixels = inp.read_image(part, 0, first, last + 1, oiio.HALF if half else oiio.FLOAT)
+    if pixels is None or inp.has_error:
+        raise InputError(f"Cannot read the pixels of {where}: {inp.geterror() or 'read failed'}. "
+                         "The file may be truncated or still being written; re-render or copy it again.")
+    arr = np.asarray(pixels)
+    if arr.ndim == 4:  # deep/volume: keep the first slice
+        arr = arr[0]
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr
+
+
+def _default_colorspace(pixel_type: str) -> str:
+    return DEFAULT_LINEAR if pixel_type in ("half", "float", "double") else DISPLAY_SRGB
+
+
+def _clean(rgb: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    """Copy of ``rgb`` with NaN → 0 and ±Inf → ±largest float32; warns with the pixel count."""
+    finite = np.isfinite(rgb)
+    if finite.all():
+        return rgb, 0
+    bad = int(np.count_nonzero(~finite.all(axis=-1)))
+    limit = float(np.finfo(np.float16).max)
+    warnings.warn(
+        f"{where}: {bad} pixel(s) have NaN or infinite values; the matte is computed with NaN as 0 "
+        f"and infinity clamped to ±{limit:g} (the plate's own RGB is written back unchanged).",
+        InputWarning, stacklevel=3,
+    )
+    return np.nan_to_num(rgb, nan=0.0, posinf=limit, neginf=-limit), bad
+
+
+def _clip_display(rgb: np.ndarray, where: str, colorspace: str) -> np.ndarray:
+    """Clip display-referred ``rgb`` to [0, 1] in place; warn when a large share was out of range."""
+    lo, hi = -_CLIP_TOLERANCE, 1.0 + _CLIP_TOLERANCE
+    # cheap pre-check on the extremes before counting pixels
+    if float(rgb.min()) < lo or float(rgb.max()) > hi:
+        outside = np.count_nonzero(((rgb < lo) | (rgb > hi)).any(axis=-1))
+        share = outside / max(1, rgb.shape[0] * rgb.shape[1])
+        if share > CLIP_WARN_SHARE:
+            warnings.warn(
+                f"{where}: {share:.0%} of the pixels are outside 0-1 after converting {colorspace} to sRGB "
+                "and are clipped for the matte. Check the input colour space (knob 'colorspace') or the "
+                "plate's exposure; highlights alone are normal and do not trigger this warning.",
+                InputWarning, stacklevel=3,
+            )
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    return rgb
+
+
+def read_plate(path: str, frame: int | None = None, colorspace: str | None = None) -> Plate:
+    """Read one plate frame with OpenImageIO.
+
+    Args:
+        path: an image file, or a pattern (``plate.%04d.exr``, ``plate.####.exr``) with ``frame``.
+        frame: frame number for a pattern; with a single file it only labels messages.
+        colorspace: OCIO name of the plate's pixels (any name or alias of the built-in config:
+            ``lin_rec709``, ``ACEScg``, ``ACES2065-1``, ``ACEScct``, ``srgb`` …). Default:
+            ``lin_rec709`` for half/float files (EXR), ``srgb`` for integer files (PNG/JPEG/TIFF).
+
+    Returns:
+        a :class:`Plate`; ``rgb`` is ``[H, W, 3]`` float32 display sRGB in [0, 1] over the data
+        window. In a multi-part EXR the part named ``rgba``/``beauty`` wins, else the first
+        part with R, G, B channels.
+
+    Raises:
+        MissingFrameError: the file does not exist (names file and frame).
+        InputError: unreadable/truncated file (with OpenImageIO's error) or no RGB channels
+            (lists the channels found).
+        SettingsError: ``colorspace`` unknown to the built-in OCIO config (lists known names).
+    """
+    if colorspace is not None:
+        resolve_colorspace(colorspace)  # fail before any I/O
+    file = resolve_path(path, frame)
+    where = _where(file, frame)
+    inp = _open(file, frame)
+    try:
+        specs = _subimages(inp)
+        part = _choose_part(specs)
+        if part is None:
+            raise InputError(f"{where} has no R, G, B channels to matte. Channels found: "
+                             f"{_describe_channels(specs)}. Shuffle the colour into rgba first.")
+        spec = specs[part]
+        names = tuple(spec.channelnames)
+        found = find_rgb(names)
+        assert found is not None
+        (ri, gi, bi), ai = found
+        used = [ri, gi, bi] + ([ai] if ai is not None else [])
+        first, last = min(used), max(used)
+        types = {_type_name(spec, c) for c in used}
+        pixels = _read(inp, part, first, last, types == {"half"}, where)
+    finally:
+        inp.close()
+    pixel_type = _type_name(spec, ri)
+    source_rgb = np.stack([pixels[:, :, c - first] for c in (ri, gi, bi)], axis=-1).astype(np.float32)
+    alpha = None
+    if ai is not None:
+        alpha = np.nan_to_num(pixels[:, :, ai - first].astype(np.float32), nan=0.0)
+    space = resolve_colorspace(colorspace or _default_colorspace(pixel_type))
+    clean, bad = _clean(source_rgb, where)
+    display = convert(clean, space, DISPLAY_SRGB)
+    display = _clip_display(display, where, space)
+    attributes: dict[str, str | float | int] = {}
+    for attr in spec.extra_attribs:
+        if isinstance(attr.value, (str, int, float)):
+            attributes[attr.name] = attr.value
+    return Plate(
+        rgb=display, source_rgb=source_rgb, alpha=alpha, window=Window.from_spec(spec), channel_names=names,
+        rgb_channels=(names[ri], names[gi], names[bi]), alpha_channel=names[ai] if ai is not None else None,
+        path=file, frame=frame, colorspace=space, part=part, part_name=_part_name(spec), pixel_type=pixel_type,
+        nonfinite_pixels=bad, attributes=attributes,
+    )
+
+
+#: ``read_image`` is the name used in docs/architecture.md.
+read_image = read_plate
+
+
+def _find_channel(specs: list[oiio.ImageSpec], channel: str | None) -> tuple[int, int] | None:
+    """(part, channel index) of ``channel`` (None: alpha, else the first channel)."""
+    if channel is None:
+        for p, spec in enumerate(specs):
+            for i, name in enumerate(spec.channelnames):
+                if name.lower() in ("a", "alpha"):
+                    return p, i
+        for p, spec in enumerate(specs):
+            for i, name in enumerate(spec.channelnames):
+                if _split(name)[1] in ("a", "alpha"):
+                    return p, i
+        return (0, 0) if specs and specs[0].nchannels else None
+    want = channel.lower()
+    for p, spec in enumerate(specs):
+        for i, name in enumerate(spec.channelnames):
+            if name.lower() == want or f"{_part_name(spec)}.{name}".lower() == want:
+                return p, i
+    suffix = [(p, i) for p, spec in enumerate(specs) for i, name in enumerate(spec.channelnames)
+              if _split(name)[1] == want]
+    return suffix[0] if len(suffix) == 1 else None
+
+
+def read_matte(path: str, channel: str | None = None, *, frame: int | None = None) -> np.ndarray:
+    """Read a matte (external prior or roto) as ``[h, w]`` float32 in [0, 1] over its data window.
+
+    Args:
+        path: an image file, or a pattern with ``frame``.
+        channel: channel name, case-insensitive (``A``, ``matte.alpha``, or a unique last part
+            such as ``alpha``). Default: the ``A``/``alpha`` channel, else the first channel.
+        frame: frame number for a pattern.
+
+    Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
+    InputWarning, and everything is clipped to [0, 1].
+    """
+    file = resolve_path(path, frame)
+    where = _where(file, frame)
+    inp = _open(file, frame)
+    try:
+        specs = _subimages(inp)
+        found = _find_channel(specs, channel)
+        if found is None:
+            raise InputError(f"{where} has no channel '{channel}'. Channels found: {_describe_channels(specs)}.")
+        part, index = found
+        pixels = _read(inp, part, index, index, False, where)
+    finally:
+        inp.close()
+    matte = np.ascontiguousarray(pixels[:, :, 0], dtype=np.float32)
+    nan = np.isnan(matte)
+    if nan.any():
+        warnings.warn(f"{where}: {int(nan.sum())} matte pixel(s) are NaN and are read as 0.", InputWarning, stacklevel=2)
+        matte[nan] = 0.0
+    np.clip(matte, 0.0, 1.0, out=matte)
+    return matte
+
+
+def channel_names(path: str) -> list[list[str]]:
+    """Channel names of every part of ``path`` (one list per part), for messages and UIs."""
+    inp = _open(path, None)
+    try:
+        return [list(s.channelnames) for s in _subimages(inp)]
+    finally:
+        inp.close()
+
