@@ -158,6 +158,8 @@ def _subimages(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     while inp.seek_subimage(index, 0):
         specs.append(inp.spec().copy())
         index += 1
+    inp.geterror()  # clear "could not seek to subimage N" left by the probe past the last part
+    inp.seek_subimage(0, 0)
     return specs
 
 

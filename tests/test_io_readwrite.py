@@ -1,0 +1,304 @@
+"""Reading plates/mattes and writing frames (sparsemat.io.reader / writer / colour)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import sparsemat.io.writer as writer_mod
+from sparsemat.errors import InputError, InputWarning, MissingFrameError, OutputError, SettingsError
+from sparsemat.io import (
+    Window,
+    convert,
+    is_complete,
+    read_matte,
+    read_metadata,
+    read_plate,
+    write_frame,
+)
+
+H, W = 24, 32
+
+
+def _planes(seed: int = 0, dtype: type = np.float16) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rgba = (rng.random((H, W, 4)) * np.array([1.1, 1.0, 1.0, 1.0])).astype(dtype)  # a few HDR values in R
+    return {c: rgba[:, :, i] for i, c in enumerate("RGBA")}
+
+
+def _write_raw(path: str, pixels: np.ndarray, names: tuple[str, ...], fmt: oiio.TypeDesc = oiio.FLOAT) -> None:
+    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], len(names), fmt)
+    spec.channelnames = names
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec)
+    assert out.write_image(pixels)
+    out.close()
+
+
+def _no_temp_files(folder: str) -> bool:
+    return not [n for n in os.listdir(folder) if ".tmp-" in n]
+
+
+# --- writer ---------------------------------------------------------------------------------
+
+
+def test_half_round_trip_bit_exact(tmp_path) -> None:
+    planes = _planes()
+    path = write_frame(str(tmp_path / "out.0001.exr"), planes)
+    plate = read_plate(path)
+    assert plate.pixel_type == "half"
+    rgb16 = np.stack([planes[c] for c in "RGB"], -1)
+    assert np.array_equal(plate.source_rgb.astype(np.float16).view(np.uint16), rgb16.view(np.uint16))
+    assert plate.alpha is not None and np.array_equal(plate.alpha, planes["A"].astype(np.float32))
+    assert plate.rgb.dtype == np.float32 and plate.rgb.shape == (H, W, 3)
+    assert plate.rgb.min() >= 0.0 and plate.rgb.max() <= 1.0
+    assert _no_temp_files(str(tmp_path))
+
+
+def test_float32_option(tmp_path) -> None:
+    planes = {c: p.astype(np.float32) + np.float32(1e-4) for c, p in _planes(dtype=np.float32).items()}
+    path = write_frame(str(tmp_path / "f.exr"), planes, half=False)
+    plate = read_plate(path)
+    assert plate.pixel_type == "float"
+    assert np.array_equal(plate.source_rgb[..., 0], planes["R"])
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        Window(-4, -2, W, H, 0, 0, W - 8, H - 4),  # overscan: data window larger than display
+        Window(10, 20, W, H, 0, 0, 200, 100),  # offset crop inside a larger frame
+    ],
+)
+def test_windows_preserved(tmp_path, window: Window) -> None:
+    path = write_frame(str(tmp_path / "w.exr"), _planes(), window=window)
+    plate = read_plate(path)
+    assert plate.window == window
+    again = write_frame(str(tmp_path / "w2.exr"), {"A": plate.alpha}, window=plate.window)  # type: ignore[dict-item]
+    spec = oiio.ImageInput.open(again).spec()
+    assert (spec.x, spec.y, spec.full_width, spec.full_height) == (window.x, window.y, window.full_width, window.full_height)
+
+
+def test_window_size_mismatch(tmp_path) -> None:
+    with pytest.raises(ValueError, match="window"):
+        write_frame(str(tmp_path / "w.exr"), _planes(), window=Window.full(W + 1, H))
+
+
+def test_metadata_and_extra_channel(tmp_path) -> None:
+    planes = _planes()
+    active = (np.arange(H * W).reshape(H, W) % 3 == 0).astype(np.float32)
+    path = write_frame(str(tmp_path / "m.exr"), {**planes, "sparsity.active": active},
+                       metadata={"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": True})
+    meta = read_metadata(path)
+    assert meta == {"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": 1}
+    assert read_metadata(path, prefix="")["sparsemat:model"] == "lite"
+    assert np.array_equal(read_matte(path, "sparsity.active"), active)
+    assert np.array_equal(read_matte(path, "ACTIVE"), active)  # unique last part, any case
+    assert read_plate(path).channel_names == ("R", "G", "B", "A", "sparsity.active")
+
+
+def test_single_channel_alpha_exr(tmp_path) -> None:
+    alpha = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
+    path = write_frame(str(tmp_path / "a.exr"), {"A": alpha}, compression="piz")
+    assert np.allclose(read_matte(path), alpha, atol=1e-3)
+    with pytest.raises(ValueError, match="lossy"):
+        write_frame(str(tmp_path / "b.exr"), {"A": alpha}, compression="dwaa")
+
+
+def test_png_and_tiff_outputs(tmp_path) -> None:
+    planes = _planes()
+    with pytest.warns(UserWarning, match="sparsity.active"):
+        png = write_frame(str(tmp_path / "o.png"), {**planes, "sparsity.active": planes["A"]})
+    spec = oiio.ImageInput.open(png).spec()
+    assert spec.nchannels == 4 and spec.format == oiio.UINT8
+    tif = write_frame(str(tmp_path / "o.tif"), {"A": planes["A"]})
+    spec = oiio.ImageInput.open(tif).spec()
+    assert spec.nchannels == 1 and spec.format == oiio.UINT16
+    assert np.allclose(read_matte(tif), planes["A"].astype(np.float32), atol=1e-3)
+
+
+def test_is_complete(tmp_path) -> None:
+    path = write_frame(str(tmp_path / "c.exr"), _planes())
+    assert is_complete(path) and is_complete(path, full=False)
+    assert not is_complete(str(tmp_path / "nope.exr"))
+    data = Path(path).read_bytes()
+    cut = tmp_path / "cut.exr"
+    cut.write_bytes(data[: len(data) // 2])
+    assert not is_complete(str(cut))
+
+
+# --- atomic writes --------------------------------------------------------------------------
+
+
+def test_failure_after_temp_created_leaves_nothing(tmp_path, monkeypatch) -> None:
+    real = writer_mod._write_oiio
+    seen: list[str] = []
+
+    def write_then_die(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+        real(tmp, spec, pixels)
+        assert os.path.exists(tmp)
+        seen.append(tmp)
+        raise RuntimeError("simulated crash after the temp file was written")
+
+    monkeypatch.setattr(writer_mod, "_write_oiio", write_then_die)
+    final = tmp_path / "r.0001.exr"
+    with pytest.raises(RuntimeError, match="simulated"):
+        write_frame(str(final), _planes())
+    assert seen and os.path.basename(seen[0]).startswith(".r.0001.tmp-") and seen[0].endswith(".exr")
+    assert not final.exists() and _no_temp_files(str(tmp_path))
+
+
+def test_failure_mid_write_keeps_previous_file(tmp_path, monkeypatch) -> None:
+    final = str(tmp_path / "r.exr")
+    write_frame(final, _planes(seed=1))
+    before = Path(final).read_bytes()
+
+    def half_written(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+        out = oiio.ImageOutput.create(tmp)
+        out.open(tmp, spec)
+        out.write_scanlines(spec.y, spec.y + spec.height // 2, 0, pixels[: spec.height // 2])
+        raise OutputError(f"Cannot write {tmp}: disk full (simulated)")
+
+    monkeypatch.setattr(writer_mod, "_write_oiio", half_written)
+    with pytest.raises(OutputError, match="disk full"):
+        write_frame(final, _planes(seed=2))
+    assert Path(final).read_bytes() == before and _no_temp_files(str(tmp_path))
+
+
+def test_unwritable_folder(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match=str(blocker)):
+        write_frame(str(blocker / "sub" / "o.exr"), _planes())
+
+
+# --- reader ---------------------------------------------------------------------------------
+
+
+def test_multipart_finds_rgb_in_second_part(tmp_path) -> None:
+    path = str(tmp_path / "multi.exr")
+    depth = oiio.ImageSpec(W, H, 1, oiio.HALF)
+    depth.channelnames = ("Z",)
+    depth.attribute("oiio:subimagename", "depth")
+    beauty = oiio.ImageSpec(W, H, 4, oiio.HALF)
+    beauty.channelnames = ("rgba.R", "rgba.G", "rgba.B", "rgba.A")
+    beauty.attribute("oiio:subimagename", "beauty")
+    rgba = np.random.default_rng(3).random((H, W, 4)).astype(np.float16)
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, [depth, beauty])
+    assert out.write_image(np.zeros((H, W, 1), np.float16))
+    assert out.open(path, beauty, "AppendSubimage")
+    assert out.write_image(rgba)
+    out.close()
+    plate = read_plate(path)
+    assert (plate.part, plate.part_name) == (1, "beauty")
+    assert plate.rgb_channels == ("rgba.R", "rgba.G", "rgba.B") and plate.alpha_channel == "rgba.A"
+    assert np.array_equal(plate.source_rgb, rgba[..., :3].astype(np.float32))
+    assert np.array_equal(read_matte(path), rgba[..., 3].astype(np.float32))  # alpha found in part 1
+    assert np.array_equal(read_matte(path, "z"), np.zeros((H, W), np.float32))
+
+
+def test_no_rgb_lists_channels(tmp_path) -> None:
+    path = str(tmp_path / "depth.exr")
+    _write_raw(path, np.zeros((H, W, 2), np.float32), ("Z", "mask"))
+    with pytest.raises(InputError, match=r"depth\.exr.*Z, mask"):
+        read_plate(path)
+    with pytest.raises(InputError, match=r"no channel 'alpha'.*Z, mask"):
+        read_matte(path, "alpha")
+
+
+def test_lowercase_and_layer_channels(tmp_path) -> None:
+    path = str(tmp_path / "lc.exr")
+    _write_raw(path, np.full((H, W, 3), 0.5, np.float32), ("diffuse.r", "diffuse.g", "diffuse.b"))
+    plate = read_plate(path)
+    assert plate.rgb_channels == ("diffuse.r", "diffuse.g", "diffuse.b") and plate.alpha is None
+
+
+def test_truncated_file_names_file(tmp_path) -> None:
+    path = write_frame(str(tmp_path / "t.1001.exr"), _planes())
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match=r"t\.1001\.exr.*frame 1001") as info:
+        read_plate(str(tmp_path / "t.####.exr"), frame=1001)
+    assert not isinstance(info.value, MissingFrameError)
+
+
+def test_missing_frame_names_frame(tmp_path) -> None:
+    with pytest.raises(MissingFrameError, match=r"Frame 1042.*plate\.1042\.exr"):
+        read_plate(str(tmp_path / "plate.%04d.exr"), frame=1042)
+
+
+def test_nan_inf_cleaned_with_warning(tmp_path) -> None:
+    pixels = np.full((H, W, 3), 0.18, np.float32)
+    pixels[0, 0, 0] = np.nan
+    pixels[1, 1, 1] = np.inf
+    pixels[2, 2, 2] = -np.inf
+    path = str(tmp_path / "nan.exr")
+    _write_raw(path, pixels, ("R", "G", "B"))
+    with pytest.warns(InputWarning, match="3 pixel"):
+        plate = read_plate(path)
+    assert np.isfinite(plate.rgb).all() and plate.nonfinite_pixels == 3
+    assert plate.rgb[0, 0, 0] == 0.0 and plate.rgb[1, 1, 1] == 1.0 and plate.rgb[2, 2, 2] == 0.0
+    assert np.isnan(plate.source_rgb[0, 0, 0])  # source kept untouched for output
+
+
+def test_out_of_range_warning_policy(tmp_path) -> None:
+    bright = np.full((H, W, 3), 0.18, np.float32)
+    bright[:2] = 20.0  # a few rows of highlights: normal, silent
+    path = str(tmp_path / "hl.exr")
+    _write_raw(path, bright, ("R", "G", "B"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_plate(path).rgb.max() == 1.0
+    _write_raw(path, np.full((H, W, 3), 5.0, np.float32), ("R", "G", "B"))
+    with pytest.warns(InputWarning, match="100% of the pixels"):
+        read_plate(path)
+
+
+def test_colour_conversions(tmp_path) -> None:
+    grey = np.full((2, 2, 3), 0.18, np.float32)
+    assert np.allclose(convert(grey, "lin_rec709"), 0.4614, atol=2e-4)
+    assert np.allclose(convert(grey, "Linear Rec.709 (sRGB)"), 0.4614, atol=2e-4)
+    red = np.zeros((1, 1, 3), np.float32)
+    red[..., 0] = 0.5
+    assert not np.allclose(convert(red, "ACEScg"), convert(red, "lin_rec709"), atol=1e-2)
+    path = str(tmp_path / "g.exr")
+    _write_raw(path, np.full((H, W, 3), 0.18, np.float32), ("R", "G", "B"))
+    assert np.allclose(read_plate(path).rgb, 0.4614, atol=2e-4)
+    cct = read_plate(path, colorspace="ACEScct")
+    assert cct.colorspace == "ACEScct" and not np.allclose(cct.rgb, 0.4614, atol=1e-2)
+    with pytest.raises(SettingsError, match=r"Rec709.*ACEScg"):
+        read_plate(path, colorspace="Rec709")
+
+
+def test_png_read_is_srgb(tmp_path) -> None:
+    path = str(tmp_path / "p.png")
+    values = np.array([0, 64, 128, 255], np.uint8)
+    pixels = np.broadcast_to(values[None, :, None], (2, 4, 3)).copy()
+    spec = oiio.ImageSpec(4, 2, 3, oiio.UINT8)
+    out = oiio.ImageOutput.create(path)
+    out.open(path, spec)
+    out.write_image(pixels)
+    out.close()
+    plate = read_plate(path)
+    assert plate.pixel_type == "uint8" and plate.colorspace == "sRGB Encoded Rec.709 (sRGB)"
+    assert np.allclose(plate.rgb[0, :, 0], values / 255.0, atol=1e-6)
+    linear = read_plate(path, colorspace="lin_rec709")  # forced: converted to sRGB
+    assert linear.rgb[0, 2, 0] > 0.7
+
+
+def test_matte_channel_selection(tmp_path) -> None:
+    path = str(tmp_path / "mt.exr")
+    pixels = np.stack([np.full((H, W), v, np.float32) for v in (0.1, 0.2, 0.3, 1.5)], -1)
+    _write_raw(path, pixels, ("R", "G", "B", "A"))
+    assert np.allclose(read_matte(path), 1.0)  # A by default, clipped to [0, 1]
+    assert np.allclose(read_matte(path, "g"), 0.2)
+    with pytest.raises(InputError, match=r"no channel 'roto'.*R, G, B, A"):
+        read_matte(path, "roto")
+    first = str(tmp_path / "y.exr")
+    _write_raw(first, np.full((H, W, 1), 0.7, np.float32), ("Y",))
+    assert np.allclose(read_matte(first), 0.7)  # no alpha: first channel
