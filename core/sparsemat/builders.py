@@ -1,0 +1,113 @@
+"""Model registry and checkpoint loading: the only place hyperparameters and weight files meet.
+
+``build_shm("lite")`` builds the registered variant and loads ``weights/shm_lite.pt`` when it is
+shipped; ``build_shm("path/to/ckpt.pt")`` loads a checkpoint (its ``config`` entry names the widths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsemat.errors import ModelError
+from sparsemat.models.shm import SHM, SHMConfig
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Registered SHM variants.
+SHM_CONFIGS: dict[str, SHMConfig] = {
+    "paper": SHMConfig(stem=64, layers=(64, 128, 256, 512), decoder=(256, 256, 64), head=(32, 16)),
+    "lite": SHMConfig(stem=16, layers=(16, 32, 64, 96), decoder=(64, 48, 16), head=(16, 8)),
+}
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (elements) of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def shipped_weight_path(name: str) -> Path:
+    """Path of the shipped weight file of variant ``name`` (may not exist)."""
+    return WEIGHTS_DIR / f"shm_{name}.pt"
+
+
+def _config_from(obj: Any) -> SHMConfig:
+    if isinstance(obj, SHMConfig):
+        return obj
+    if isinstance(obj, str) and obj in SHM_CONFIGS:
+        return SHM_CONFIGS[obj]
+    if isinstance(obj, dict):
+        fields = {f.name for f in dataclasses.fields(SHMConfig)}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items() if k in fields}
+        return SHMConfig(**kwargs)
+    raise ModelError(
+        f"Checkpoint config {obj!r} is neither a registered SHM name ({', '.join(SHM_CONFIGS)}) nor a dict."
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[SHMConfig, dict[str, torch.Tensor]]:
+    """Read an SHM checkpoint: ``{"config": name | dict, "state_dict": ...}`` or a bare state dict.
+
+    A bare state dict is matched against the registered variants by shapes.
+    """
+    p = Path(path)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise ModelError(f"SHM checkpoint '{p}' does not exist.") from exc
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad checkpoint for the user
+        raise ModelError(f"SHM checkpoint '{p}' cannot be read: {exc}") from exc
+    if isinstance(ckpt, dict) and "state_dict" in ckpt:
+        state = ckpt["state_dict"]
+        cfg = _config_from(ckpt.get("config", "paper"))
+        return cfg, state
+    if not isinstance(ckpt, dict):
+        raise ModelError(f"SHM checkpoint '{p}' holds a {type(ckpt).__name__}, not a state dict.")
+    for cfg in SHM_CONFIGS.values():
+        ref = SHM(cfg).state_dict()
+        if ref.keys() == ckpt.keys() and all(ref[k].shape == ckpt[k].shape for k in ref):
+            return cfg, ckpt
+    raise ModelError(f"SHM checkpoint '{p}' matches no registered variant ({', '.join(SHM_CONFIGS)}).")
+
+
+def build_shm(name_or_path: str | Path = "lite", device: torch.device | str = "cpu") -> SHM:
+    """Build an SHM in eval mode on ``device``.
+
+    Args:
+        name_or_path: a registered variant (``lite``, ``paper``) — loads the shipped
+            ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
+            the path of a checkpoint file.
+        device: torch device.
+
+    Raises:
+        ModelError: unknown name, unreadable or mismatching checkpoint.
+    """
+    key = str(name_or_path)
+    if key in SHM_CONFIGS:
+        cfg = SHM_CONFIGS[key]
+        weight = shipped_weight_path(key)
+        state: dict[str, torch.Tensor] | None = None
+        if weight.is_file():
+            cfg, state = load_checkpoint(weight)
+        else:
+            log.warning(
+                "No shipped weights for SHM '%s' (%s): the model is randomly initialised and untrained.", key, weight
+            )
+    elif Path(key).suffix in (".pt", ".pth", ".ckpt") or Path(key).exists():
+        cfg, state = load_checkpoint(key)
+    else:
+        raise ModelError(f"Unknown SHM model '{key}': use one of {', '.join(SHM_CONFIGS)} or a checkpoint path.")
+    model = SHM(cfg)
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(f"SHM checkpoint for '{key}' does not fit the {cfg} network: {exc}") from exc
+    return model.to(device).eval()

@@ -1,0 +1,179 @@
+"""Neighbour tables ("rulebooks") over sorted linear keys, and the chunked gather-matmul.
+
+Everything here works on ``[N, 3] int64 (b, y, x)`` coordinates in canonical order and keeps
+memory proportional to the number of active sites (no dense index map): a neighbour is found
+with :func:`torch.searchsorted` on the sorted linear keys ``(b*H + y)*W + x``. A missing
+neighbour gets index ``N``, which points at an appended zero row of the features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sparsemat.sparse.map import SiteSet
+
+#: Upper bound of one gather buffer in bytes (the ``[rows, K*C]`` float32 block).
+GATHER_BYTES = 128 * 1024 * 1024
+
+
+def lookup(sites: SiteSet, b: Tensor, y: Tensor, x: Tensor) -> Tensor:
+    """Row index of sites ``(b, y, x)`` in ``sites``; ``N`` where absent or out of bounds.
+
+    Args:
+        sites: the site set to search.
+        b, y, x: int64 tensors of equal shape (any).
+
+    Returns:
+        int64 tensor of the same shape, values in ``[0, N]``.
+    """
+    h, w = sites.spatial_shape
+    n = sites.num
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    q = (b * h + y.clamp(0, h - 1)) * w + x.clamp(0, w - 1)
+    keys = sites.keys
+    if n == 0:
+        return torch.zeros_like(q)
+    idx = torch.searchsorted(keys, q)
+    idx_c = idx.clamp(max=n - 1)
+    found = inside & (keys[idx_c] == q)
+    return torch.where(found, idx_c, torch.full_like(idx_c, n))
+
+
+def subm_table(sites: SiteSet, k: int, dilation: int) -> Tensor:
+    """Neighbour table of a k×k submanifold conv (cached on ``sites``).
+
+    Returns:
+        ``[N, k*k] int64``; column ``ky*k + kx`` holds the row of site
+        ``(b, y + (ky - k//2)*d, x + (kx - k//2)*d)`` or ``N`` if inactive.
+    """
+    ck = ("subm", k, dilation)
+    hit = sites.cache.get(ck)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    c = sites.coords
+    b, y, x = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+    r = torch.arange(k, device=c.device, dtype=torch.int64) - k // 2
+    dy = (r * dilation).repeat_interleave(k).view(1, -1)
+    dx = (r * dilation).repeat(k).view(1, -1)
+    table = lookup(sites, b.expand(-1, k * k), y + dy, x + dx).contiguous()
+    sites.cache[ck] = table
+    return table
+
+
+def down_sites(sites: SiteSet) -> SiteSet:
+    """Active sites of a k3 s2 p1 conv output: the 3×3/stride-2/pad-1 max-pool of the input set.
+
+    Output shape ``(ceil(H/2), ceil(W/2))``; coords canonical.
+    """
+    h, w = sites.spatial_shape
+    ho, wo = (h + 1) // 2, (w + 1) // 2
+    c = sites.coords
+    # An input row y feeds output rows y//2 and (y+1)//2 (those inside the output grid).
+    ys = torch.stack([c[:, 1] // 2, (c[:, 1] + 1) // 2], 1).clamp(max=ho - 1)
+    xs = torch.stack([c[:, 2] // 2, (c[:, 2] + 1) // 2], 1).clamp(max=wo - 1)
+    b = c[:, 0:1]
+    keys = ((b.unsqueeze(2) * ho + ys.unsqueeze(2)) * wo + xs.unsqueeze(1)).reshape(-1)
+    keys = torch.unique(keys, sorted=True)
+    cb = keys // (ho * wo)
+    rem = keys % (ho * wo)
+    coords = torch.stack([cb, rem // wo, rem % wo], 1)
+    out = SiteSet(coords, (ho, wo), sites.batch_size)
+    out._keys = keys
+    return out
+
+
+def down_table(fine: SiteSet, coarse: SiteSet) -> Tensor:
+    """Neighbour table of the k3 s2 p1 conv: ``[Nc, 9] int64`` rows of ``fine`` (``Nf`` = absent).
+
+    Column ``ky*3 + kx`` holds fine site ``(b, 2*yo - 1 + ky, 2*xo - 1 + kx)``.
+    """
+    c = coarse.coords
+    b, yo, xo = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+    r = torch.arange(3, device=c.device, dtype=torch.int64) - 1
+    dy = r.repeat_interleave(3).view(1, -1)
+    dx = r.repeat(3).view(1, -1)
+    return lookup(fine, b.expand(-1, 9), 2 * yo + dy, 2 * xo + dx).contiguous()
+
+
+def up_tables(fine: SiteSet, coarse: SiteSet) -> list[tuple[Tensor, Tensor, list[int]]]:
+    """Rulebook of the inverse (transposed) k3 s2 p1 conv, split by the parity of ``(y, x)``.
+
+    For ``conv_transpose2d(stride 2, padding 1)`` fine row ``y`` receives coarse row ``yo`` through
+    kernel row ``ky = y + 1 - 2*yo``: even ``y`` only ``ky = 1``; odd ``y`` ``ky = 0`` and ``2``.
+
+    Returns:
+        per parity class ``(fine_rows [n] int64, table [n, T] int64 rows of coarse (``Nc`` = absent),
+        taps [T] = ky*3 + kx)``; classes with no fine site are skipped.
+    """
+    c = fine.coords
+    out: list[tuple[Tensor, Tensor, list[int]]] = []
+    for py in (0, 1):
+        for px in (0, 1):
+            rows = torch.nonzero(((c[:, 1] % 2) == py) & ((c[:, 2] % 2) == px)).view(-1)
+            if rows.numel() == 0:
+                continue
+            cc = c[rows]
+            b, y, x = cc[:, 0:1], cc[:, 1:2], cc[:, 2:3]
+            kys = [1] if py == 0 else [0, 2]
+            kxs = [1] if px == 0 else [0, 2]
+            taps = [ky * 3 + kx for ky in kys for kx in kxs]
+            ky_t = torch.tensor([ky for ky in kys for _ in kxs], dtype=torch.int64, device=c.device).view(1, -1)
+            kx_t = torch.tensor([kx for _ in kys for kx in kxs], dtype=torch.int64, device=c.device).view(1, -1)
+            yo = torch.div(y + 1 - ky_t, 2, rounding_mode="floor")
+            xo = torch.div(x + 1 - kx_t, 2, rounding_mode="floor")
+            table = lookup(coarse, b.expand(-1, len(taps)), yo, xo).contiguous()
+            out.append((rows, table, taps))
+    return out
+
+
+def pad_zero_row(feats: Tensor) -> Tensor:
+    """``[N, C]`` → ``[N + 1, C]`` with a zero last row (the target of absent neighbours)."""
+    return torch.cat([feats, feats.new_zeros(1, feats.shape[1])], 0)
+
+
+def gather_matmul(fpad: Tensor, table: Tensor, wmat: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``out[i] = concat_k fpad[table[i, k]] @ wmat (+ bias)``, chunked over rows.
+
+    Args:
+        fpad: ``[N + 1, C]`` features with a zero last row.
+        table: ``[M, K] int64`` rows of ``fpad``.
+        wmat: ``[K*C, Co]`` (offset-major, then input channel).
+        bias: ``[Co]`` or None.
+
+    Returns:
+        ``[M, Co]`` in ``fpad``'s dtype. Gather buffers stay below :data:`GATHER_BYTES`; autograd works.
+    """
+    m, k = table.shape
+    c = fpad.shape[1]
+    co = wmat.shape[1]
+    rows = max(1, GATHER_BYTES // max(1, k * c * fpad.element_size()))
+    grad = torch.is_grad_enabled() and (fpad.requires_grad or wmat.requires_grad)
+    if m <= rows:
+        g = fpad.index_select(0, table.view(-1)).view(m, k * c)
+        out = g @ wmat
+        return out + bias if bias is not None else out
+    if grad:
+        parts = [
+            fpad.index_select(0, table[s : s + rows].reshape(-1)).view(-1, k * c) @ wmat for s in range(0, m, rows)
+        ]
+        out = torch.cat(parts, 0)
+        return out + bias if bias is not None else out
+    out = fpad.new_empty(m, co)
+    for s in range(0, m, rows):
+        e = min(m, s + rows)
+        g = fpad.index_select(0, table[s:e].reshape(-1)).view(e - s, k * c)
+        if bias is not None:
+            torch.addmm(bias, g, wmat, out=out[s:e])
+        else:
+            torch.mm(g, wmat, out=out[s:e])
+    return out
+
+
+def conv_wmat(w: Tensor, taps: list[int] | None = None) -> Tensor:
+    """Weight ``[Co, kh, kw, Ci]`` → matmul form ``[K*Ci, Co]`` (optionally only kernel ``taps``)."""
+    co, kh, kw, ci = w.shape
+    wk = w.permute(1, 2, 3, 0).reshape(kh * kw, ci, co)
+    if taps is not None:
+        wk = wk[taps]
+    return wk.reshape(-1, co)
