@@ -232,18 +232,32 @@ def test_missing_frame_names_frame(tmp_path) -> None:
         read_plate(str(tmp_path / "plate.%04d.exr"), frame=1042)
 
 
-def test_nan_inf_cleaned_with_warning(tmp_path) -> None:
+@pytest.mark.parametrize("fmt", [oiio.FLOAT, oiio.HALF])
+def test_nan_inf_cleaned_with_warning(tmp_path, fmt: oiio.TypeDesc) -> None:
     pixels = np.full((H, W, 3), 0.18, np.float32)
     pixels[0, 0, 0] = np.nan
     pixels[1, 1, 1] = np.inf
     pixels[2, 2, 2] = -np.inf
     path = str(tmp_path / "nan.exr")
-    _write_raw(path, pixels, ("R", "G", "B"))
+    _write_raw(path, pixels, ("R", "G", "B"), fmt)
     with pytest.warns(InputWarning, match="3 pixel"):
         plate = read_plate(path)
     assert np.isfinite(plate.rgb).all() and plate.nonfinite_pixels == 3
     assert plate.rgb[0, 0, 0] == 0.0 and plate.rgb[1, 1, 1] == 1.0 and plate.rgb[2, 2, 2] == 0.0
     assert np.isnan(plate.source_rgb[0, 0, 0])  # source kept untouched for output
+    assert np.allclose(plate.rgb[5:, 5:], 0.4614, atol=2e-4)
+    with pytest.raises(ValueError):
+        plate.source_rgb[0, 0, 0] = 1.0  # read-only
+
+
+def test_half_table_matches_ocio_exactly() -> None:
+    from sparsemat.io.colour import _colorconvert, half_table
+
+    values = np.random.default_rng(5).normal(0.3, 2.0, (64, 64, 3)).astype(np.float16)
+    direct = _colorconvert(values.astype(np.float32), "Linear Rec.709 (sRGB)", "sRGB Encoded Rec.709 (sRGB)")
+    assert np.array_equal(convert(values, "lin_rec709"), direct)
+    assert half_table("ACEScg", "srgb") is None  # gamut matrix: full OCIO path
+    assert np.allclose(convert(values, "ACEScg"), _colorconvert(values.astype(np.float32), "ACEScg", "srgb"))
 
 
 def test_out_of_range_warning_policy(tmp_path) -> None:

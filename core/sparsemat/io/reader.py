@@ -88,8 +88,9 @@ class Plate:
     Attributes:
         rgb: ``[H, W, 3]`` float32, display-referred sRGB in [0, 1] (non-finite cleaned,
             clipped): what the network sees.
-        source_rgb: ``[H, W, 3]`` float32, the file's RGB values untouched (bit-exact, also
-            for half files; NaN/Inf kept), in :attr:`colorspace`. Write this back for rgba output.
+        source_rgb: ``[H, W, 3]`` the file's RGB values untouched, in :attr:`colorspace`:
+            float16 for half files, float32 otherwise (integer files as 0-1 floats); NaN/Inf
+            kept; read-only (possibly a view). Write this back for rgba output.
         alpha: ``[H, W]`` float32 as stored (NaN → 0, not clipped), or None without alpha.
         window: data and display windows.
         channel_names: every channel name of the part that was read.
@@ -231,7 +232,7 @@ def _default_colorspace(pixel_type: str) -> str:
 
 
 def _clean(rgb: np.ndarray, where: str) -> tuple[np.ndarray, int]:
-    """Copy of ``rgb`` with NaN → 0 and ±Inf → ±largest float32; warns with the pixel count."""
+    """Copy of ``rgb`` with NaN → 0 and ±Inf → ±65504 (largest half); warns with the pixel count."""
     finite = np.isfinite(rgb)
     if finite.all():
         return rgb, 0
@@ -248,10 +249,11 @@ def _clean(rgb: np.ndarray, where: str) -> tuple[np.ndarray, int]:
 def _clip_display(rgb: np.ndarray, where: str, colorspace: str) -> np.ndarray:
     """Clip display-referred ``rgb`` to [0, 1] in place; warn when a large share was out of range."""
     lo, hi = -_CLIP_TOLERANCE, 1.0 + _CLIP_TOLERANCE
-    # cheap pre-check on the extremes before counting pixels
+    # cheap pre-check on the extremes; the share is estimated on every 4th row and column
     if float(rgb.min()) < lo or float(rgb.max()) > hi:
-        outside = np.count_nonzero(((rgb < lo) | (rgb > hi)).any(axis=-1))
-        share = outside / max(1, rgb.shape[0] * rgb.shape[1])
+        sample = rgb[::4, ::4]
+        outside = np.count_nonzero(((sample < lo) | (sample > hi)).any(axis=-1))
+        share = outside / max(1, sample.shape[0] * sample.shape[1])
         if share > CLIP_WARN_SHARE:
             warnings.warn(
                 f"{where}: {share:.0%} of the pixels are outside 0-1 after converting {colorspace} to sRGB "
@@ -307,13 +309,24 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     finally:
         inp.close()
     pixel_type = _type_name(spec, ri)
-    source_rgb = np.stack([pixels[:, :, c - first] for c in (ri, gi, bi)], axis=-1).astype(np.float32)
+    if (gi, bi) == (ri + 1, ri + 2):  # usual layout: a view, no copy
+        source_rgb = pixels[:, :, ri - first: ri - first + 3]
+    else:
+        source_rgb = np.stack([pixels[:, :, c - first] for c in (ri, gi, bi)], axis=-1)
+    source_rgb.flags.writeable = False  # the plate's own values: never modified in place
     alpha = None
     if ai is not None:
-        alpha = np.nan_to_num(pixels[:, :, ai - first].astype(np.float32), nan=0.0)
+        alpha = pixels[:, :, ai - first].astype(np.float32)
+        if np.isnan(alpha).any():
+            alpha = np.nan_to_num(alpha, nan=0.0)
     space = resolve_colorspace(colorspace or _default_colorspace(pixel_type))
-    clean, bad = _clean(source_rgb, where)
-    display = convert(clean, space, DISPLAY_SRGB)
+    display = convert(source_rgb, space, DISPLAY_SRGB)
+    bad = 0
+    if not np.isfinite(display).all():  # cheap check on float32; the rare slow path cleans
+        clean, bad = _clean(source_rgb, where)
+        if bad:
+            display = convert(clean, space, DISPLAY_SRGB)
+        display = np.nan_to_num(display, nan=0.0, posinf=1.0, neginf=0.0)
     display = _clip_display(display, where, space)
     attributes: dict[str, str | float | int] = {}
     for attr in spec.extra_attribs:
