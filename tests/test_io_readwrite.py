@@ -211,6 +211,18 @@ def test_no_rgb_lists_channels(tmp_path) -> None:
         read_matte(path, "alpha")
 
 
+def test_grey_png_and_pattern_frames(tmp_path) -> None:
+    grey = str(tmp_path / "g.png")
+    _write_raw(grey, np.full((H, W, 2), 0.5, np.float32), ("Y", "A"), oiio.UINT8)
+    plate = read_plate(grey)
+    assert plate.rgb_channels == ("Y", "Y", "Y") and np.allclose(plate.rgb, 128 / 255)
+    out = write_frame(str(tmp_path / "o.####.exr"), {"A": plate.alpha}, frame=7)  # type: ignore[dict-item]
+    assert out.endswith("o.0007.exr")
+    assert np.allclose(read_matte(str(tmp_path / "o.%04d.exr"), frame=7), 128 / 255, atol=1e-3)
+    with pytest.raises(InputError, match="frame pattern"):
+        read_plate(str(tmp_path / "o.####.exr"))
+
+
 def test_lowercase_and_layer_channels(tmp_path) -> None:
     path = str(tmp_path / "lc.exr")
     _write_raw(path, np.full((H, W, 3), 0.5, np.float32), ("diffuse.r", "diffuse.g", "diffuse.b"))

@@ -178,7 +178,7 @@ def find_rgb(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int, int], 
 
     Layers are tried in the order: no prefix (``R``), ``rgba.``, ``beauty.``, then any other
     layer that has all three of R, G and B (``diffuse.R`` …). Alpha is ``A``/``alpha`` in the
-    same layer.
+    same layer. A greyscale image (``Y``, e.g. a grey PNG) gives ``(Y, Y, Y)``.
     """
     layers: dict[str, dict[str, int]] = {}
     for i, name in enumerate(names):
@@ -190,6 +190,10 @@ def find_rgb(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int, int], 
         if all(c in chans for c in "rgb"):
             alpha = chans.get("a", chans.get("alpha"))
             return (chans["r"], chans["g"], chans["b"]), alpha
+    for layer in order:
+        chans = layers[layer]
+        if "y" in chans:
+            return (chans["y"], chans["y"], chans["y"]), chans.get("a", chans.get("alpha"))
     return None
 
 
@@ -288,6 +292,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     """
     if colorspace is not None:
         resolve_colorspace(colorspace)  # fail before any I/O
+    if frame is None and has_frame_token(path):
+        raise InputError(f"{path} is a frame pattern; give the frame number to read.")
     file = resolve_path(path, frame)
     where = _where(file, frame)
     inp = _open(file, frame)
@@ -295,7 +301,7 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         specs = _subimages(inp)
         part = _choose_part(specs)
         if part is None:
-            raise InputError(f"{where} has no R, G, B channels to matte. Channels found: "
+            raise InputError(f"{where} has no R, G, B (or Y) channels to matte. Channels found: "
                              f"{_describe_channels(specs)}. Shuffle the colour into rgba first.")
         spec = specs[part]
         names = tuple(spec.channelnames)
@@ -378,6 +384,8 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
     """
+    if frame is None and has_frame_token(path):
+        raise InputError(f"{path} is a frame pattern; give the frame number to read.")
     file = resolve_path(path, frame)
     where = _where(file, frame)
     inp = _open(file, frame)

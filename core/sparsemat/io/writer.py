@@ -23,6 +23,7 @@ import OpenImageIO as oiio
 
 from sparsemat.errors import OutputError
 from sparsemat.io.reader import Window, _open
+from sparsemat.io.sequence import frame_path, has_frame_token
 
 MetadataValue = str | float | int
 #: Prefix of every SparseMat header attribute in written files.
@@ -114,6 +115,7 @@ def write_frame(
     metadata: Mapping[str, MetadataValue] | None = None,
     compression: str = "zip",
     bits: int | None = None,
+    frame: int | None = None,
 ) -> str:
     """Write one frame atomically; return the final path.
 
@@ -126,9 +128,10 @@ def write_frame(
             survive; default: both ``W × H`` at the origin. Its size must match the arrays.
         half: EXR pixel type: half (default) or float32.
         metadata: header attributes, stored as ``sparsemat:<key>`` (EXR; other formats keep what
-            they can). Values: str, int, float (bool is stored as int).
+            they can). Values: str, int, float (stored as 32-bit float; bool as int).
         compression: EXR compression; must be lossless (``zip`` default, ``piz``, ``zips``,
             ``rle``, ``none``) because the matte is data.
+        frame: frame number when ``path`` is a pattern (``out.####.exr``).
         bits: PNG/TIFF bit depth, 8 or 16 (default 8 for PNG/JPEG, 16 for TIFF). Integer formats
             keep only R, G, B, A (others are dropped with an InputWarning) and clip to [0, 1];
             values are written as given, so pass display-referred colour there.
@@ -139,6 +142,10 @@ def write_frame(
     """
     if not channels:
         raise ValueError("write_frame needs at least one channel")
+    if has_frame_token(path):
+        if frame is None:
+            raise ValueError(f"{path} is a frame pattern; pass frame=")
+        path = frame_path(path, frame)
     ext = os.path.splitext(path)[1].lower()
     integer = ext in _INTEGER_FORMATS
     names = _ordered(channels)
