@@ -90,7 +90,7 @@ class LpnPrior:
             warnings.warn(
                 "The LPN prior has no trained weights (sparsemat/weights/lpn.pt is missing): it runs with random "
                 "weights and its output is not a real matte. Use the 'input' or 'rvm' prior, or convert the official "
-                "checkpoints with `sparsemat convert`.",
+                "checkpoints with `sparsemat convert-official`.",
                 UntrainedModelWarning,
                 stacklevel=2,
             )
