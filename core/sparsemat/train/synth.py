@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -820,6 +821,21 @@ def lowres_prior(alpha: np.ndarray, short_side: int = 512) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ training crops
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set ``torch.set_num_threads(n)`` (None: leave it). Small images generate much faster
+    single-threaded, especially when other processes share the cores."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _crop_centre(rng: np.random.Generator, alpha: np.ndarray, centre_prob: float) -> tuple[int, int]:
     h, w = alpha.shape
     if rng.random() < centre_prob:
@@ -833,7 +849,8 @@ def _crop_centre(rng: np.random.Generator, alpha: np.ndarray, centre_prob: float
 def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Sequence[np.ndarray] | None = None,
                    textures: Sequence[np.ndarray] | None = None, lr_factor: int | None = None,
                    centre_prob: float = 0.85, sample_scale: tuple[float, float] = (1.0, 1.6),
-                   kinds: Sequence[str] | None = None, linear: bool = False) -> dict[str, torch.Tensor]:
+                   kinds: Sequence[str] | None = None, linear: bool = False,
+                   threads: int | None = 1) -> dict[str, torch.Tensor]:
     """A batch of SHM training crops from fresh synthetic composites.
 
     Each item composites a sample ``crop * U(sample_scale)`` px on a side, takes a ``crop²`` window centred
@@ -841,6 +858,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     it horizontally half the time, degrades its matte with :func:`degrade_prior`, area-downsamples the
     degraded matte and the plate by ``lr_factor`` (one per batch; None draws 4 or 8) to give the prior
     network's view, and bilinearly upsamples the low-res prior back to the crop (``prior_hr``).
+    ``kinds`` restricts the degradations (default: all of :data:`PRIOR_KINDS`). Generation runs with
+    ``threads`` torch threads (restored afterwards; 1 is fastest for crops, None leaves the setting).
 
     Returns:
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
@@ -848,7 +867,15 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
         ``lr_prior`` [B, 1, h, w], ``fg`` [B, 3, H, W], ``bg`` [B, 3, H, W] and ``lr_factor`` (0-d int64),
         with ``H = W = crop`` and ``h = w = crop // lr_factor``.
     """
-    rng = as_rng(rng)
+    with torch_threads(threads):
+        return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
+                               sample_scale, kinds, linear)
+
+
+def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds: Sequence[np.ndarray] | None,
+                    textures: Sequence[np.ndarray] | None, lr_factor: int | None, centre_prob: float,
+                    sample_scale: tuple[float, float], kinds: Sequence[str] | None,
+                    linear: bool) -> dict[str, torch.Tensor]:
     f = int(lr_factor) if lr_factor is not None else int(rng.choice([4, 8]))
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
