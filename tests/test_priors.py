@@ -188,6 +188,7 @@ def test_resolve_returns_prior_and_reason() -> None:
     prior, reason = resolve_prior("auto", has_matte=True)
     assert isinstance(prior, InputPrior) and isinstance(prior, Prior)
     assert prior.name == "input" and reason
+    assert isinstance(resolve_prior("input", has_matte=True, device="cuda")[0], InputPrior)  # needs no device
 
 
 def test_rvm_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

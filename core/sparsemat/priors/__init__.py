@@ -44,6 +44,7 @@ __all__ = [
     "resolve_prior",
     "rvm_available",
     "rvm_model_path",
+    "torch_device",
 ]
 
 ONNX_PREFIX = "onnx:"
@@ -136,5 +137,5 @@ def resolve_prior(name: str, has_matte: bool, device: str | torch.device = "cpu"
 
         prior: Prior = OnnxPrior(Path(resolved[len(ONNX_PREFIX) :]), device=device, name=resolved)
     else:
-        prior = PRIORS[resolved](device if resolved == "rvm" else torch_device(device))
+        prior = PRIORS[resolved](device)
     return prior, reason
