@@ -53,15 +53,20 @@ def measure(width: int = 3840, height: int = 2160, repeats: int = 5,
         with warnings.catch_warnings():  # the synthetic ramps are far out of gamut as ACEScg
             warnings.simplefilter("ignore")
             results["read_plate (ACEScg half)"] = _times(lambda: read_plate(src, colorspace="ACEScg"), repeats)
-        assert plate.alpha is not None
+        alpha = plate.alpha
+        assert alpha is not None
         rgb = plate.source_rgb
-        out = {"R": rgb[:, :, 0], "G": rgb[:, :, 1], "B": rgb[:, :, 2], "A": plate.alpha}
+        out = {"R": rgb[:, :, 0], "G": rgb[:, :, 1], "B": rgb[:, :, 2], "A": alpha}
         for comp in compressions:
-            results[f"write rgba {comp}"] = _times(
-                lambda c=comp: write_frame(str(Path(tmp) / "o.exr"), out, window=plate.window, compression=c), repeats)
-            results[f"write alpha {comp}"] = _times(
-                lambda c=comp: write_frame(str(Path(tmp) / "a.exr"), {"A": plate.alpha}, window=plate.window,  # type: ignore[dict-item]
-                                           compression=c), repeats)
+
+            def write_rgba(c: str = comp) -> str:
+                return write_frame(str(Path(tmp) / "o.exr"), out, window=plate.window, compression=c)
+
+            def write_alpha(c: str = comp) -> str:
+                return write_frame(str(Path(tmp) / "a.exr"), {"A": alpha}, window=plate.window, compression=c)
+
+            results[f"write rgba {comp}"] = _times(write_rgba, repeats)
+            results[f"write alpha {comp}"] = _times(write_alpha, repeats)
     return results
 
 
