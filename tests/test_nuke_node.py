@@ -1,0 +1,304 @@
+"""The SparseMat Nuke node against the ``nuke`` test double: knobs, mapping, render, cancel, cache keys, farm."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "doubles"))
+from harness import REPO, NukeSession, configure_engine  # noqa: E402
+from sparsemat.settings import ENGINE_KNOBS, OUTPUT_KNOBS, Settings  # noqa: E402
+from sparsemat_host import cache  # noqa: E402
+from sparsemat_host import knobs as K  # noqa: E402
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> NukeSession:
+    return NukeSession(tmp_path)
+
+
+def _complete_frames(pattern: str) -> dict[int, bytes]:
+    folder = Path(pattern).parent
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.name == "key.json":
+            continue
+        frame = int(p.name.split(".")[1])
+        out[frame] = p.read_bytes()
+    return out
+
+
+def test_init_builds_no_ui_and_registers_callbacks(tmp_path: Path) -> None:
+    s = NukeSession(tmp_path, gui=False)  # menu()/toolbar() raise without the GUI
+    registries = s.nuke._callbacks
+    assert any(entry[3] == "Group" for entry in registries["knobChangeds"])
+    assert any(entry[3] == "Group" for entry in registries["onCreates"])
+    assert any(entry[3] == "Write" for entry in registries["beforeRenders"])
+    assert str(REPO / "gizmos") in s.nuke.pluginPath()
+    with pytest.raises(RuntimeError):
+        runpy.run_path(str(REPO / "nuke_plugin" / "menu.py"))
+
+
+def test_menu_adds_toolbar_entry_with_icon(session: NukeSession) -> None:
+    runpy.run_path(str(REPO / "nuke_plugin" / "menu.py"))
+    item = session.nuke.toolbar("Nodes").findItem("SparseMat/SparseMat")
+    assert item is not None and item.icon == "SparseMat.png"
+    assert (REPO / "icons" / "SparseMat.png").is_file() and (REPO / "icons" / "SparseMat@2x.png").is_file()
+    item.invoke()
+    created = [n for n in session.nuke.root().nodes() if n.knob(K.MARKER_KNOB) is not None]
+    assert len(created) == 1
+
+
+def test_node_has_every_knob_with_its_default_and_tooltip(session: NukeSession) -> None:
+    node = session.make_node()
+    assert node.Class() == "Group"
+    for spec in K.NODE_KNOBS:
+        knob = node[spec.name]
+        assert knob.Class() == spec.nuke_class, spec.name
+        assert knob.tooltip() == spec.tooltip, spec.name
+        if spec.kind in ("int", "double", "bool", "enum") or spec.kind in ("string", "file") and spec.default:
+            assert knob.value() == spec.default, spec.name
+        if spec.kind == "enum":
+            assert knob.values() == list(spec.items)
+    for spec in ENGINE_KNOBS + OUTPUT_KNOBS:  # every engine knob is on the node, with the engine's words
+        assert node[spec.name].label() == spec.label
+        assert node[spec.name].tooltip() == spec.tooltip
+    assert node["threshold"].min() == 0.0 and node["threshold"].max() == 1.0
+    assert not node["cache_key"].visible() and not node[K.MARKER_KNOB].visible()
+    for name in ("render", "cancel", "reset_history", "purge_cache", "copy_farm_command"):
+        assert "sparsemat_nuke.node" in node[name].command()
+    for name in K.INTERNAL_NODES:
+        assert node.node(name) is not None, name
+
+
+def test_double_rejects_what_nuke_rejects(session: NukeSession) -> None:
+    node = session.make_node()
+    with pytest.raises(TypeError):
+        node["kernel_size"].setValue("fifteen")
+    with pytest.raises(ValueError):
+        node["prior"].setValue("magic")
+    with pytest.raises(NameError):
+        node["no_such_knob"]
+    with pytest.raises(RuntimeError):
+        session.nuke.executeInMainThread(print)
+    with pytest.raises(RuntimeError):
+        session.nuke.execute(node.node(K.READ_RESULT), 1, 1)
+
+
+NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": False, "kernel_size": 21, "cascade_levels": 3,
+               "max_active_pixels": 1000, "keyframe_interval": 4, "model": "paper", "backend": "dense",
+               "device": "cpu", "prior_size": 256, "output_mode": "premult", "overlay": "tint"}
+
+
+@pytest.mark.parametrize("name", [s.name for s in ENGINE_KNOBS + OUTPUT_KNOBS])
+def test_each_knob_maps_to_its_engine_setting(session: NukeSession, name: str) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    node = session.make_node()
+    before = sm_node.node_settings(node)
+    node[name].setValue(NON_DEFAULT[name])
+    settings, output = sm_node.node_settings(node)
+    target = output if name in K.OUTPUT_KNOB_NAMES else settings
+    assert getattr(target, name) == NON_DEFAULT[name]
+    # nothing else moved
+    others = {k: v for k, v in {**settings.to_dict(), **vars(output)}.items() if k != name}
+    base = {k: v for k, v in {**before[0].to_dict(), **vars(before[1])}.items() if k != name}
+    assert others == base
+
+
+def test_file_choices_and_invalid_values(session: NukeSession, tmp_path: Path) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    node = session.make_node()
+    node["prior"].setValue("onnx")
+    assert node["onnx_file"].visible()
+    node["onnx_file"].setValue("/models/prior.onnx")
+    node["model"].setValue("file")
+    node["model_file"].setValue("/models/shm.pt")
+    settings, _ = sm_node.node_settings(node)
+    assert settings.prior == "onnx:/models/prior.onnx" and settings.model == "/models/shm.pt"
+    node["kernel_size"].setValue(14)  # even: the engine refuses it, the artist is told why
+    assert "kernel_size" in node["status"].value()
+    assert sm_node.render(node) is None
+    assert any("kernel_size" in m for m in session.nuke.messages)
+
+
+def test_render_three_frames_with_the_real_engine(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=False)
+    session.nuke.root()["last_frame"].setValue(3)
+    node = session.make_node()
+    node["model"].setValue("lite")
+    node["device"].setValue("cpu")
+    job = sm_node.render(node)
+    assert job is not None and job.cmd[1:4] == ["-m", "sparsemat", "render"]
+    outcome = session.finish(job, timeout=55)
+    assert outcome.error == "" and outcome.failed == {}, outcome.summary()
+    assert sorted(outcome.done) == [1, 2, 3]
+    read = node.node(K.READ_RESULT)
+    pattern = read["file"].value()
+    assert pattern == job.state.output_pattern and node["cache_key"].value() in pattern
+    import OpenImageIO as oiio
+
+    for f in (1, 2, 3):
+        spec = oiio.ImageInput.open(cache.frame_path(pattern, f)).spec()
+        assert (spec.width, spec.height) == (64, 48)
+        assert "A" in list(spec.channelnames)
+    assert read._executed_buttons == ["reload"]
+    assert "refined" in node["status"].value()
+    assert session.nuke.progress_tasks[-1].progress[-1] == 100
+
+
+def test_cancel_mid_range_leaves_only_complete_frames(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_DELAY="0.3")
+    node = session.make_node()
+    job = sm_node.render(node)
+    assert job is not None
+    deadline = time.monotonic() + 20
+    while not node["status"].value().startswith("frame 1:"):
+        session.nuke._process_main_thread()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    node["cancel"].execute()  # the artist presses Cancel while frame 2 is being written
+    outcome = session.finish(job)
+    assert outcome.cancelled
+    frames = _complete_frames(job.state.output_pattern)
+    assert 1 in frames and len(frames) < 6
+    plate = Path(session.plate % 1).read_bytes()
+    assert all(data == Path(session.plate % f).read_bytes() for f, data in frames.items()), "partial frame left"
+    assert frames[1] == plate
+    assert "cancelled" in node["status"].value()
+
+
+def test_failed_frame_is_shown_with_the_engine_message(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_FAIL="2")
+    session.nuke.root()["last_frame"].setValue(3)
+    node = session.make_node()
+    outcome = session.finish(sm_node.render(node))
+    assert outcome.failed == {2: "frame 2: model exploded"}
+    assert any("model exploded" in m for m in session.nuke.messages)
+    assert sorted(_complete_frames(node.node(K.READ_RESULT)["file"].value())) == [1, 3]
+
+
+def test_missing_engine_configuration_is_reported(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    monkeypatch.setenv("SPARSEMAT_CONFIG", str(tmp_path / "nowhere.json"))
+    monkeypatch.delenv("SPARSEMAT_PYTHON", raising=False)
+    monkeypatch.delenv("SPARSEMAT_ENGINE", raising=False)
+    node = session.make_node()
+    assert sm_node.render(node) is None
+    assert any("install.py" in m for m in session.nuke.messages)
+
+
+def test_knob_change_selects_a_new_key_and_keeps_the_old(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True)
+    session.nuke.root()["last_frame"].setValue(2)
+    node = session.make_node()
+    session.finish(sm_node.render(node))
+    key1, pattern1 = node["cache_key"].value(), node.node(K.READ_RESULT)["file"].value()
+    assert sorted(_complete_frames(pattern1)) == [1, 2]
+
+    node["threshold"].setValue(0.3)  # knobChanged → new key, the Read follows
+    key2, pattern2 = node["cache_key"].value(), node.node(K.READ_RESULT)["file"].value()
+    assert key2 != key1 and pattern2 != pattern1 and key2 in pattern2
+    assert "not rendered yet" in node["status"].value()
+    assert sorted(_complete_frames(pattern1)) == [1, 2]  # old results kept
+
+    node["output_mode"].setValue("alpha")  # view-side knobs do not change the key
+    assert node["cache_key"].value() == key2
+
+    node["threshold"].setValue(Settings().threshold)  # toggling back is instant: same key, frames there
+    assert node["cache_key"].value() == key1
+    assert node.node(K.READ_RESULT)["file"].value() == pattern1
+    assert sm_node.render(node) is None and "already rendered" in node["status"].value()
+
+    upstream = node.input(0)
+    upstream["file"].setValue(session.plate.replace("plate.", "other."))  # another plate: another key
+    session.nuke._fire_knob_changed(node, session.nuke.Knob("showPanel"))  # as on opening the panel or Render
+    assert node["cache_key"].value() not in (key1, key2)
+
+
+def test_reset_history_and_purge(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True)
+    session.nuke.root()["last_frame"].setValue(2)
+    node = session.make_node()
+    session.finish(sm_node.render(node))
+    pattern = node.node(K.READ_RESULT)["file"].value()
+    node["reset_history"].execute()
+    assert not os.path.exists(cache.frame_path(pattern, 1))
+    session.finish(sm_node.render(node))
+    node["purge_cache"].execute()
+    assert not (Path(pattern).parent.parent).exists()
+
+
+def test_farm_command_is_built_from_the_knobs(session: NukeSession) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    node = session.make_node()
+    node["kernel_size"].setValue(31)
+    inputs_cmd, engine_cmd = sm_node.farm_commands(node)
+    assert "precompute.py" in inputs_cmd and "--inputs-only" in inputs_cmd
+    assert engine_cmd.startswith("sparsemat render ") and "--kernel-size 31" in engine_cmd
+    assert node["cache_key"].value() in engine_cmd and "--frames 1-6" in engine_cmd
+
+
+def _farm_session(tmp_path: Path, monkeypatch, **env: str) -> tuple[NukeSession, object, object, Path]:
+    log = tmp_path / "engine.log"
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log), **env)
+    s = NukeSession(tmp_path, gui=False)
+    node = s.make_node()
+    write = s.nuke.nodes.Write(file=(tmp_path / "comp" / "comp.%04d.exr").as_posix())
+    write.setInput(0, node)
+    return s, node, write, log
+
+
+def test_batch_callback_fills_exactly_the_missing_frames(tmp_path: Path, monkeypatch) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    s, node, write, log = _farm_session(tmp_path, monkeypatch)
+    state = sm_node.refresh(node)
+    assert state is not None
+    Path(state.output_pattern).parent.mkdir(parents=True)
+    for f in (1, 2, 4):  # rendered earlier (e.g. by the artist)
+        Path(cache.frame_path(state.output_pattern, f)).write_bytes(b"earlier")
+
+    for chunk in ("1-3", "4-6"):  # two farm tasks: nuke -F A-B -X Write1 -x shot.nk
+        s.nuke.rawArgs = ["nuke", "-F", chunk, "-X", write.name(), "-x", "shot.nk"]
+        a, b = (int(x) for x in chunk.split("-"))
+        s.nuke.execute(write, a, b)
+
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["rendered"] for r in runs] == [[3], [5, 6]]
+    for f in (1, 2, 4):
+        assert Path(cache.frame_path(state.output_pattern, f)).read_bytes() == b"earlier"
+    assert s.user_writes == [(write.name(), f) for f in range(1, 7)]
+    # the input copies cover each chunk's keyframe pre-roll (keyframe interval 8 → from frame 1)
+    assert cache.existing_frames(state.source, range(1, 7)) == [1, 2, 3, 4, 5, 6]
+
+    s.nuke.rawArgs = ["nuke", "-F", "1-6", "-X", write.name(), "-x", "shot.nk"]
+    s.nuke.execute(write, 1, 6)  # everything cached: the engine is not started again
+    assert len(log.read_text().splitlines()) == 2
+
+
+def test_batch_failure_stops_the_render_with_the_engine_message(tmp_path: Path, monkeypatch) -> None:
+    s, node, write, log = _farm_session(tmp_path, monkeypatch, FAKE_ENGINE_FAIL="2")
+    s.nuke.rawArgs = ["nuke", "-F", "1-3", "-X", write.name(), "-x", "shot.nk"]
+    with pytest.raises(RuntimeError, match="model exploded"):
+        s.nuke.execute(write, 1, 3)
+    assert s.user_writes == []  # no comp frames written over missing mattes
