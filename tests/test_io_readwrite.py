@@ -176,6 +176,16 @@ def test_unwritable_folder(tmp_path) -> None:
         write_frame(str(blocker / "sub" / "o.exr"), _planes())
 
 
+def test_read_only_folder_and_oiio_failure(tmp_path, monkeypatch) -> None:
+    with monkeypatch.context() as m:
+        m.setattr(writer_mod.os, "access", lambda *a, **k: False)  # as root, chmod would not block us
+        with pytest.raises(OutputError, match=f"folder {tmp_path} is not writable"):
+            write_frame(str(tmp_path / "o.exr"), _planes())
+    with pytest.raises(OutputError, match=r"Cannot write .*o\.xyz"):  # no writer for the extension
+        write_frame(str(tmp_path / "o.xyz"), _planes())
+    assert os.listdir(tmp_path) == []
+
+
 # --- reader ---------------------------------------------------------------------------------
 
 

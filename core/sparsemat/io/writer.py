@@ -68,17 +68,17 @@ def _write_oiio(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
     """Write ``pixels`` ``[H, W, C]`` to ``tmp`` with ``spec``; OutputError with OIIO's message."""
     out = oiio.ImageOutput.create(tmp)
     if out is None:
-        raise OutputError(f"OpenImageIO cannot write {tmp}: {oiio.geterror()}")
+        raise OutputError(f"OpenImageIO has no writer for this format ({oiio.geterror()}).")
     try:
         if not out.open(tmp, spec):
-            raise OutputError(f"Cannot create {tmp}: {out.geterror()}")
+            raise OutputError(f"OpenImageIO could not create the temp file {tmp} ({out.geterror()}).")
         if not out.write_image(pixels):
-            raise OutputError(f"Cannot write {tmp}: {out.geterror()}")
+            raise OutputError(f"OpenImageIO failed while writing the temp file {tmp} ({out.geterror()}).")
     except BaseException:
         out.close()
         raise
     if not out.close():
-        raise OutputError(f"Cannot finish {tmp}: {out.geterror()}")
+        raise OutputError(f"OpenImageIO failed while finishing the temp file {tmp} ({out.geterror()}).")
 
 
 def _fsync(path: str) -> None:
@@ -185,7 +185,10 @@ def write_frame(
     folder = _prepare_folder(final)
     tmp = temp_path(final)
     try:
-        _write_oiio(tmp, spec, pixels)
+        try:
+            _write_oiio(tmp, spec, pixels)
+        except OutputError as exc:
+            raise OutputError(f"Cannot write {final}: {exc} Check free disk space and permissions in {folder}.") from exc
         _fsync(tmp)
         os.replace(tmp, final)
     except OSError as exc:
