@@ -238,6 +238,13 @@ def test_lowercase_and_layer_channels(tmp_path) -> None:
     _write_raw(path, np.full((H, W, 3), 0.5, np.float32), ("diffuse.r", "diffuse.g", "diffuse.b"))
     plate = read_plate(path)
     assert plate.rgb_channels == ("diffuse.r", "diffuse.g", "diffuse.b") and plate.alpha is None
+    # AOVs between the colour and the alpha, channels out of order
+    names = ("B", "G", "R", "N.x", "N.y", "N.z", "Z", "A")
+    pixels = np.stack([np.full((H, W), v, np.float32) for v in (0.3, 0.2, 0.1, 9, 9, 9, 9, 0.75)], -1)
+    _write_raw(path, pixels, names, oiio.HALF)
+    plate = read_plate(path, colorspace="raw")
+    assert plate.rgb_channels == ("R", "G", "B") and plate.alpha_channel == "A"
+    assert np.allclose(plate.rgb[0, 0], [0.1, 0.2, 0.3], atol=1e-3) and np.allclose(plate.alpha, 0.75)
 
 
 def test_truncated_file_names_file(tmp_path) -> None:

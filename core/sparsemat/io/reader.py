@@ -306,12 +306,18 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         spec = specs[part]
         names = tuple(spec.channelnames)
         found = find_rgb(names)
-        assert found is not None
+        if found is None:  # cannot happen: _choose_part checked it
+            raise InputError(f"{where}: no R, G, B channels in part {part}")
         (ri, gi, bi), ai = found
+        first, last = min(ri, gi, bi), max(ri, gi, bi)
+        if ai is not None and first - 1 <= ai <= last + 1:  # alpha next to RGB: one read
+            first, last = min(first, ai), max(last, ai)
         used = [ri, gi, bi] + ([ai] if ai is not None else [])
-        first, last = min(used), max(used)
-        types = {_type_name(spec, c) for c in used}
-        pixels = _read(inp, part, first, last, types == {"half"}, where)
+        half = {_type_name(spec, c) for c in used} == {"half"}
+        pixels = _read(inp, part, first, last, half, where)
+        alpha_pixels = None
+        if ai is not None:
+            alpha_pixels = pixels[:, :, ai - first] if first <= ai <= last else _read(inp, part, ai, ai, half, where)[:, :, 0]
     finally:
         inp.close()
     pixel_type = _type_name(spec, ri)
@@ -321,8 +327,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         source_rgb = np.stack([pixels[:, :, c - first] for c in (ri, gi, bi)], axis=-1)
     source_rgb.flags.writeable = False  # the plate's own values: never modified in place
     alpha = None
-    if ai is not None:
-        alpha = pixels[:, :, ai - first].astype(np.float32)
+    if alpha_pixels is not None:
+        alpha = alpha_pixels.astype(np.float32)
         if np.isnan(alpha).any():
             alpha = np.nan_to_num(alpha, nan=0.0)
     space = resolve_colorspace(colorspace or _default_colorspace(pixel_type))
