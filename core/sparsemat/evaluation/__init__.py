@@ -1,7 +1,8 @@
 """Evaluation: matting metrics (MAD, MSE, SAD, Grad, Conn, dtSSD), trimaps, the guided-filter baseline
-and Markdown report tables."""
+and Markdown report tables. (The same-resolution ``guided_filter`` function lives in the
+:mod:`sparsemat.evaluation.guided_filter` module and is not re-exported, so the module name stays usable.)"""
 
-from sparsemat.evaluation.guided_filter import bilinear_upsample, box_filter, guided_filter, guided_upsample
+from sparsemat.evaluation.guided_filter import bilinear_upsample, box_filter, guided_upsample
 from sparsemat.evaluation.metrics import (
     METRICS,
     UNITS,
@@ -29,7 +30,6 @@ __all__ = [
     "evaluate",
     "format_table",
     "grad",
-    "guided_filter",
     "guided_upsample",
     "mad",
     "make_trimap",
