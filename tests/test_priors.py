@@ -347,6 +347,7 @@ def test_lpn_prior_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     _check_contract(alpha, 64, 80)
     assert prior.last_ctx is not None and prior.last_ctx.shape == (1, 32, 4, 6)
     assert torch.equal(alpha, untrained.predict(x))
+    alpha.clamp_(0, 1)  # a normal tensor (not an inference-mode one): callers may update it in place
     prior.reset()
     assert prior.last_ctx is None
     bad = tmp_path / "bad.pt"

@@ -102,7 +102,7 @@ class LpnPrior:
         """Forget the last context features (the LPN has no temporal state)."""
         self.last_ctx = None
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may update the result in place
     def predict(self, lr_rgb: Tensor) -> Tensor:
         """Run the LPN on one frame.
 
