@@ -57,6 +57,7 @@ def test_half_round_trip_bit_exact(tmp_path) -> None:
     assert plate.rgb.dtype == np.float32 and plate.rgb.shape == (H, W, 3)
     assert plate.rgb.min() >= 0.0 and plate.rgb.max() <= 1.0
     assert _no_temp_files(str(tmp_path))
+    assert oiio.ImageInput.open(path).spec().getattribute("compression") == "zips"  # lossless default
 
 
 def test_float32_option(tmp_path) -> None:

