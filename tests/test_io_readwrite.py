@@ -116,6 +116,9 @@ def test_png_and_tiff_outputs(tmp_path) -> None:
         png = write_frame(str(tmp_path / "o.png"), {**planes, "sparsity.active": planes["A"]})
     spec = oiio.ImageInput.open(png).spec()
     assert spec.nchannels == 4 and spec.format == oiio.UINT8
+    with pytest.warns(UserWarning, match="channel.s. A;"):
+        jpg = write_frame(str(tmp_path / "o.jpg"), planes)
+    assert oiio.ImageInput.open(jpg).spec().nchannels == 3
     tif = write_frame(str(tmp_path / "o.tif"), {"A": planes["A"]})
     spec = oiio.ImageInput.open(tif).spec()
     assert spec.nchannels == 1 and spec.format == oiio.UINT16

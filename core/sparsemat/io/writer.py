@@ -136,8 +136,9 @@ def write_frame(
             ~1% smaller, slower to write here), ``piz``, ``rle``, ``none``.
         frame: frame number when ``path`` is a pattern (``out.####.exr``).
         bits: PNG/TIFF bit depth, 8 or 16 (default 8 for PNG/JPEG, 16 for TIFF). Integer formats
-            keep only R, G, B, A (others are dropped with an InputWarning) and clip to [0, 1];
-            values are written as given, so pass display-referred colour there.
+            keep only R, G, B, A (JPEG: no A; others are dropped with a UserWarning) and clip to
+            [0, 1]; values are written as given, so pass display-referred colour there. PNG and
+            JPEG cannot store data/display windows (the data window becomes the image).
 
     Raises:
         OutputError: the folder cannot be created/written, or OpenImageIO fails (message
@@ -153,11 +154,14 @@ def write_frame(
     integer = ext in _INTEGER_FORMATS
     names = _ordered(channels)
     if integer:
-        dropped = [n for n in names if n not in _STANDARD]
+        allowed = _STANDARD
+        if ext in (".jpg", ".jpeg") and any(c in channels for c in "RGB"):
+            allowed = ("R", "G", "B")  # JPEG has no alpha; an alpha-only frame is written as grey
+        dropped = [n for n in names if n not in allowed]
         if dropped:
             warnings.warn(f"{path}: {ext} files cannot hold the channel(s) {', '.join(dropped)}; "
                           "they are not written. Write EXR to keep them.", UserWarning, stacklevel=2)
-        names = [n for n in names if n in _STANDARD]
+        names = [n for n in names if n in allowed]
         if not names:
             raise OutputError(f"{path}: nothing to write; {ext} keeps only R, G, B, A channels.")
         depth = bits or _INTEGER_FORMATS[ext]
