@@ -154,7 +154,7 @@ def write_frame(
     integer = ext in _INTEGER_FORMATS
     names = _ordered(channels)
     if integer:
-        allowed = _STANDARD
+        allowed: tuple[str, ...] = _STANDARD
         if ext in (".jpg", ".jpeg") and any(c in channels for c in "RGB"):
             allowed = ("R", "G", "B")  # JPEG has no alpha; an alpha-only frame is written as grey
         dropped = [n for n in names if n not in allowed]
