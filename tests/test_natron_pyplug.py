@@ -1,0 +1,137 @@
+"""The SparseMat Natron PyPlug against the NatronEngine test double."""
+
+from __future__ import annotations
+
+import ast
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "doubles"))
+from harness import REPO, configure_engine, write_plates  # noqa: E402
+from sparsemat_host import cache  # noqa: E402
+from sparsemat_host import knobs as K  # noqa: E402
+
+NATRON_DIR = REPO / "nuke_plugin" / "natron"
+NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": False, "kernel_size": 21, "cascade_levels": 3,
+               "max_active_pixels": 1000, "keyframe_interval": 4, "model": "paper", "backend": "dense",
+               "device": "cpu", "prior_size": 256, "output_mode": "premult", "overlay": "tint"}
+
+
+class Natron:
+    def __init__(self, tmp_path: Path, background: bool = False) -> None:
+        import NatronEngine
+
+        self.engine = NatronEngine
+        self.app = NatronEngine._reset(background)
+        runpy.run_path(str(NATRON_DIR / "init.py"))
+        NatronEngine.natron.appendToNatronPath(str(NATRON_DIR))
+        self.plate = write_plates(tmp_path / "plates", range(1, 7))
+        self.app.getProjectParam("projectPath").set((tmp_path / "project").as_posix())
+        self.app.getProjectParam("frameRange").setValue(1, 0)
+        self.app.getProjectParam("frameRange").setValue(3, 1)
+        NatronEngine._render_hook = self._render
+
+    def _render(self, writer: Any, frame: int) -> None:
+        path = Path(cache.frame_path(writer.getParam("filename").get(), frame))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.plate % frame, path)
+
+    def make(self) -> Any:
+        read = self.app.createNode("fr.inria.openfx.ReadOIIO")
+        read.getParam("filename").set(self.plate)
+        node = self.app.createNode("fr.sparsemat.SparseMat")
+        node.connectInput(0, read)
+        return node
+
+
+@pytest.fixture
+def natron(tmp_path: Path) -> Natron:
+    return Natron(tmp_path)
+
+
+def test_pyplug_declares_itself_and_never_imports_natrongui() -> None:
+    text = (NATRON_DIR / "SparseMat.py").read_text()
+    assert "# Natron PyPlug" in text.splitlines()
+    tree = ast.parse(text)
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"getLabel", "getGrouping", "getPluginID", "createInstance", "getIconPath"} <= functions
+    for path in NATRON_DIR.glob("*.py"):
+        assert "NatronGui" not in path.read_text(), path.name
+
+
+def test_instance_has_every_param_with_its_default(natron: Natron) -> None:
+    node = natron.make()
+    assert node._user_params_refreshed
+    for knob in K.NODE_KNOBS:
+        if knob.kind == "tab" or knob.kind == "text" and knob.name != "status":
+            continue
+        param = node.getParam(knob.name)
+        assert param is not None, knob.name
+        assert param.getHelp() == knob.tooltip
+        if knob.kind == "enum":
+            assert [param.getOption(i) for i in range(param.getNumOptions())] == list(knob.items)
+            assert param.getOption(param.get()) == knob.default
+        elif knob.kind in ("int", "double", "bool"):
+            assert param.get() == knob.default, knob.name
+    for name in K.INTERNAL_NODES:
+        assert node.getNode(name) is not None, name
+    assert node.onParamChanged.get() == "SparseMatExt.onParamChanged"
+    with pytest.raises(TypeError):
+        node.getParam("kernel_size").set("wide")
+
+
+@pytest.mark.parametrize("name", list(NON_DEFAULT))
+def test_each_param_maps_to_its_engine_setting(natron: Natron, name: str) -> None:
+    import sparsemat_natron
+
+    node = natron.make()
+    node.getParam(name).set(NON_DEFAULT[name])
+    settings, output = K.settings_from_values(sparsemat_natron.knob_values(node))
+    target = output if name in K.OUTPUT_KNOB_NAMES else settings
+    assert getattr(target, name) == NON_DEFAULT[name]
+
+
+def test_render_button_and_new_key_on_param_change(natron: Natron, tmp_path: Path, monkeypatch) -> None:
+    configure_engine(monkeypatch, tmp_path, fake=True)
+    node = natron.make()
+    node.getParam("render").trigger()
+    read = node.getNode(K.READ_RESULT)
+    pattern = read.getParam("filename").get()
+    assert node.getParam("cache_key").get() in pattern
+    assert cache.existing_frames(pattern, range(1, 4)) == [1, 2, 3]
+    assert "refined" in node.getParam("status").get()
+    switch = node.getNode(K.CACHE_SWITCH).getParam("which")
+    assert switch._evaluate(2) == 0 and switch._evaluate(5) == 1  # frame 5 shows the slate
+
+    node.getParam("kernel_size").set(31)
+    assert read.getParam("filename").get() != pattern
+    assert cache.existing_frames(pattern, range(1, 4)) == [1, 2, 3]  # old key kept
+    node.getParam("kernel_size").set(15)
+    assert read.getParam("filename").get() == pattern
+
+
+def test_natronrenderer_onload_script_fills_missing_frames(tmp_path: Path, monkeypatch) -> None:
+    log = tmp_path / "engine.log"
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log))
+    n = Natron(tmp_path, background=True)
+    node = n.make()
+    import sparsemat_natron
+
+    state = sparsemat_natron.refresh(node, n.app)
+    Path(state["output_pattern"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(cache.frame_path(state["output_pattern"], 2)).write_bytes(b"earlier")
+    monkeypatch.setattr(sys, "argv", ["NatronRenderer", "-w", "Write1", "1-4", "shot.ntp"])
+    runpy.run_path(str(NATRON_DIR / "sparsemat_fill.py"), init_globals={"app": n.app})
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["rendered"] for r in runs] == [[1, 3, 4]]
+
+    monkeypatch.setenv("FAKE_ENGINE_FAIL", "6")
+    monkeypatch.setenv("SPARSEMAT_FRAMES", "5-6")
+    with pytest.raises(RuntimeError, match="model exploded"):
+        runpy.run_path(str(NATRON_DIR / "sparsemat_fill.py"), init_globals={"app": n.app})
