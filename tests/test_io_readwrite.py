@@ -349,3 +349,17 @@ def test_matte_channel_selection(tmp_path) -> None:
     first = str(tmp_path / "y.exr")
     _write_raw(first, np.full((H, W, 1), 0.7, np.float32), ("Y",))
     assert np.allclose(read_matte(first), 0.7)  # no alpha: first channel
+
+
+def test_set_threads_round_trip() -> None:
+    from sparsemat.io import set_threads
+
+    before = oiio.get_int_attribute("threads")
+    try:
+        set_threads(1)
+        assert oiio.get_int_attribute("threads") == 1 and oiio.get_int_attribute("exr_threads") == 1
+        with pytest.raises(ValueError):
+            set_threads(-1)
+    finally:
+        set_threads(0)
+    assert oiio.get_int_attribute("threads") == before

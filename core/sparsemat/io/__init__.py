@@ -29,6 +29,7 @@ from sparsemat.io.reader import (
     read_matte,
     read_plate,
     resolve_path,
+    set_threads,
 )
 from sparsemat.io.sequence import (
     Sequence,
@@ -77,6 +78,7 @@ __all__ = [
     "resolve_colorspace",
     "resolve_path",
     "same_colorspace",
+    "set_threads",
     "temp_path",
     "write_frame",
 ]

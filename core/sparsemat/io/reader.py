@@ -131,6 +131,18 @@ class Plate:
         return self.window.width
 
 
+def set_threads(threads: int) -> None:
+    """Threads OpenImageIO and OpenEXR use for decoding, encoding and colour conversion.
+
+    0 (OpenImageIO's default) means one per CPU core; on a farm host shared by several jobs,
+    set it to the cores given to this job. Affects the whole process.
+    """
+    if threads < 0:
+        raise ValueError(f"threads must be 0 (all cores) or more, got {threads}")
+    oiio.attribute("threads", int(threads))
+    oiio.attribute("exr_threads", int(threads))  # 0: same as "threads" (-1 would disable)
+
+
 def _where(path: str, frame: int | None) -> str:
     return f"{path} (frame {frame})" if frame is not None else path
 
