@@ -140,7 +140,8 @@ def set_threads(threads: int) -> None:
     if threads < 0:
         raise ValueError(f"threads must be 0 (all cores) or more, got {threads}")
     oiio.attribute("threads", int(threads))
-    oiio.attribute("exr_threads", int(threads))  # 0: same as "threads" (-1 would disable)
+    # OpenEXR's own pool: the resolved count (0 reads back as the number of cores; -1 disables)
+    oiio.attribute("exr_threads", oiio.get_int_attribute("threads"))
 
 
 def _where(path: str, frame: int | None) -> str:
