@@ -93,9 +93,11 @@ def test_metadata_and_extra_channel(tmp_path) -> None:
     planes = _planes()
     active = (np.arange(H * W).reshape(H, W) % 3 == 0).astype(np.float32)
     path = write_frame(str(tmp_path / "m.exr"), {**planes, "sparsity.active": active},
-                       metadata={"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": True})
+                       metadata={"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": True,
+                                 "scales": [1, 2], "frame": np.int64(1001)})  # type: ignore[dict-item]
     meta = read_metadata(path)
-    assert meta == {"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": 1}
+    assert meta == {"model": "lite", "kernel_size": 15, "threshold": 0.25, "temporal": 1, "scales": "[1, 2]",
+                    "frame": 1001}
     assert read_metadata(path, prefix="")["sparsemat:model"] == "lite"
     assert np.array_equal(read_matte(path, "sparsity.active"), active)
     assert np.array_equal(read_matte(path, "ACTIVE"), active)  # unique last part, any case

@@ -186,7 +186,13 @@ def write_frame(
         spec.attribute("compression", compression)
     for key, value in (metadata or {}).items():
         name = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
-        spec.attribute(name, int(value) if isinstance(value, bool) else value)
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        elif not isinstance(value, (str, int, float)):
+            value = str(value)  # lists, paths …: stored as text
+        spec.attribute(name, value)
 
     final = os.path.abspath(path)
     folder = _prepare_folder(final)
