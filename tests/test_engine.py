@@ -1,0 +1,184 @@
+"""Engine behaviour: maps, Eq. 2 blend, history rules, keyframe pre-roll, cascade and budget."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sparsemat import InputError, Settings
+from sparsemat.builders import SHM_CONFIGS
+from sparsemat.engine import ArraySource, FrameInput, Session
+from sparsemat.engine.sparsity import dilate, spatial_band, temporal_change
+from sparsemat.models.shm import SHM
+
+H, W = 72, 104
+
+
+def _disc_alpha(cx: float, cy: float, r: float, h: int = H, w: int = W) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    return np.clip(r - d + 0.5, 0.0, 1.0).astype(np.float32)  # 1 px anti-aliased edge
+
+
+def _sequence(n: int = 12, moving: bool = True, first: int = 1) -> ArraySource:
+    """A soft disc moving over a static textured background, with a rough (blurred) matte."""
+    rng = np.random.default_rng(7)
+    bg = rng.uniform(0.1, 0.9, size=(H, W, 3)).astype(np.float32)
+    fg = np.array([0.9, 0.6, 0.3], np.float32)
+    frames = {}
+    for i in range(n):
+        f = first + i
+        cx = 40.0 + (2.0 * i if moving else 0.0)
+        alpha = _disc_alpha(cx, 36.0, 18.0)
+        rgb = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+        # rough prior: the GT shrunk 4x and blown back up (a keyer-like soft matte)
+        a = torch.from_numpy(alpha)[None, None]
+        small = F.interpolate(a, scale_factor=0.25, mode="area")
+        matte = F.interpolate(small, size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
+        frames[f] = FrameInput(rgb=rgb.astype(np.float32), matte=matte)
+    return ArraySource(frames)
+
+
+_SHM: SHM | None = None
+
+
+def _session(**knobs: object) -> Session:
+    """A session on random ``lite`` weights (the same weights for every session of a test run)."""
+    global _SHM
+    if _SHM is None:
+        torch.manual_seed(0)
+        _SHM = SHM(SHM_CONFIGS["lite"]).eval()
+    settings = Settings(prior="input", device="cpu", backend="torch", **knobs)  # type: ignore[arg-type]
+    return Session(settings, refiner=_SHM)
+
+
+# ---------------------------------------------------------------- maps
+def test_dilate_matches_naive_max_pool() -> None:
+    rng = np.random.default_rng(0)
+    m = torch.from_numpy(rng.random((31, 45)) > 0.97)
+    for k in (1, 3, 7, 15):
+        ref = F.max_pool2d(m.float()[None, None], k, stride=1, padding=k // 2)[0, 0] > 0.5
+        assert torch.equal(dilate(m, k), ref)
+
+
+def test_spatial_band_thresholds_and_width() -> None:
+    prior = torch.zeros(20, 40)
+    prior[:, 20:] = 1.0
+    prior[:, 20] = 0.5  # one transition column
+    band = spatial_band(prior, 5)
+    cols = band.any(0).nonzero()[:, 0]
+    assert cols.min().item() == 18 and cols.max().item() == 22  # 0.5 column ± 2
+    assert not spatial_band(torch.ones(10, 10), 15).any()
+
+
+def test_temporal_change_threshold_is_mean_rgb_difference() -> None:
+    a = torch.zeros(16, 16, 3)
+    b = a.clone()
+    b[4:12, 4:12, 0] = 0.3  # mean over RGB = 0.1
+    assert temporal_change(b, a, 0.05, 1)[8, 8]
+    assert not temporal_change(b, a, 0.2, 1).any()
+    # a single noisy pixel is averaged away by the 3x3 box
+    c = a.clone()
+    c[2, 2] = 0.3
+    assert not temporal_change(c, a, 0.05, 1).any()
+
+
+# ---------------------------------------------------------------- Eq. 2 and history
+def test_first_frame_blend_uses_prior_outside_band() -> None:
+    src = _sequence(1)
+    res = _session().render(1, src)
+    assert res.alpha.shape == (H, W) and res.alpha.dtype == np.float32
+    assert res.temporal is None and res.stats.keyframe and not res.stats.temporal_reused
+    outside = ~res.spatial
+    np.testing.assert_array_equal(res.alpha[outside], np.clip(res.prior[outside], 0, 1))
+    assert np.array_equal(res.active, res.spatial)
+    assert res.stats.active_pixels == int(res.spatial.sum()) > 0
+    assert 0.0 < res.stats.active_share < 1.0
+    assert set(res.stats.stage_seconds) >= {"prior", "maps", "shm", "blend"}
+    assert res.stats.shm_gmacs > 0
+
+
+def test_locked_off_sequence_reuses_previous_alpha() -> None:
+    src = _sequence(3, moving=False)
+    # a small change in one corner of the plate only
+    src.frames[2].rgb = src.frames[1].rgb.copy()
+    src.frames[2].rgb[0:10, 0:10] += 0.2
+    sess = _session(keyframe_interval=0)
+    r1 = sess.render(1, src)
+    r2 = sess.render(2, src)
+    assert r2.stats.temporal_reused and not r2.stats.keyframe
+    assert r2.stats.active_pixels < r1.stats.active_pixels  # spatio-temporal < spatial only
+    reuse = r2.spatial & ~r2.temporal  # type: ignore[operator]
+    assert reuse.any()
+    np.testing.assert_array_equal(r2.alpha[reuse], r1.alpha[reuse])
+
+
+def test_frame_jump_resets_history_and_size_change_warns() -> None:
+    src = _sequence(6)
+    sess = _session(keyframe_interval=0, temporal=True)
+    sess.process(1, src(1))
+    jumped = sess.process(4, src(4))  # process() never pre-rolls: a jump is a cold frame
+    assert jumped.stats.keyframe and jumped.temporal is None
+    sess.process(5, src(5))
+    small = FrameInput(rgb=src(6).rgb[:40, :60].copy(), matte=src(6).matte)
+    with pytest.warns(UserWarning, match="history was reset"):
+        res = sess.process(6, small)
+    assert res.stats.keyframe and res.alpha.shape == (40, 60)
+
+
+@pytest.mark.parametrize("interval", [4, 5])
+def test_chunked_render_equals_sequential(interval: int) -> None:
+    src = _sequence(12)
+    seq = _session(keyframe_interval=interval)
+    full = [seq.render(f, src).alpha for f in range(1, 13)]
+    chunk_a, chunk_b = _session(keyframe_interval=interval), _session(keyframe_interval=interval)
+    parts = [chunk_a.render(f, src).alpha for f in range(1, 7)] + [chunk_b.render(f, src).alpha for f in range(7, 13)]
+    for f, (x, y) in enumerate(zip(full, parts, strict=True), start=1):
+        assert np.array_equal(x, y), f"frame {f} differs between sequential and chunked renders"
+    # and temporal reuse really happened inside the chunks
+    assert chunk_b.last_stats is not None and chunk_b.last_stats.temporal_reused == (12 % interval != 0)
+
+
+def test_keyframes_are_spatial_only() -> None:
+    src = _sequence(5)
+    sess = _session(keyframe_interval=4)
+    stats = [sess.render(f, src).stats for f in range(1, 6)]
+    assert [s.keyframe for s in stats] == [True, False, False, True, False]
+
+
+def test_missing_matte_for_input_prior_names_the_frame() -> None:
+    sess = _session()
+    with pytest.raises(InputError, match="Frame 3.*no matte"):
+        sess.process(3, FrameInput(rgb=np.zeros((H, W, 3), np.float32)))
+
+
+# ---------------------------------------------------------------- cascade and budget
+def test_cascade_levels_run_coarse_to_fine() -> None:
+    res = _session(cascade_levels=3).render(1, _sequence(1))
+    assert res.stats.cascade_scales == [0.25, 0.5, 1.0]
+    assert res.alpha.shape == (H, W) and np.isfinite(res.alpha).all()
+
+
+def test_over_budget_goes_through_cascade_without_crashing() -> None:
+    src = _sequence(1)
+    n_band = _session().render(1, src).stats.band_pixels
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _session(max_active_pixels=max(1, n_band // 3)).render(1, src)
+    assert res.stats.cascade_scales[0] == 0.25  # escalated to the cascade
+    assert res.stats.warnings and any("budget" in str(w.message) for w in caught)
+    assert res.alpha.shape == (H, W) and np.isfinite(res.alpha).all()
+
+
+def test_budget_too_small_for_any_scale_returns_prior_with_warning() -> None:
+    src = _sequence(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = _session(max_active_pixels=1).render(1, src)
+    assert res.stats.cascade_scales == []
+    assert any("prior only" in w or "prior is shown" in w for w in res.stats.warnings)
+    np.testing.assert_allclose(res.alpha, res.prior, atol=1e-6)
