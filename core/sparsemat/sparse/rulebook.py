@@ -40,6 +40,37 @@ def lookup(sites: SiteSet, b: Tensor, y: Tensor, x: Tensor) -> Tensor:
     return torch.where(found, idx_c, torch.full_like(idx_c, n))
 
 
+def row_lookup(sites: SiteSet, b: Tensor, y: Tensor, x0: Tensor, n: int) -> Tensor:
+    """Rows of the ``n`` horizontally consecutive sites ``(b, y, x0 + j)``, ``j < n``, with one search.
+
+    Linear keys of consecutive x are consecutive integers, so after one ``searchsorted`` for
+    ``x0`` the insertion point of ``x0 + j + 1`` is that of ``x0 + j`` plus one if ``x0 + j`` exists.
+
+    Args:
+        b, y, x0: ``[M]`` int64.
+
+    Returns:
+        ``[M, n] int64`` in ``[0, N]`` (``N`` = absent or outside the grid).
+    """
+    h, w = sites.spatial_shape
+    num = sites.num
+    keys = sites.keys
+    out = torch.full((b.shape[0], n), num, dtype=torch.int64, device=b.device)
+    if num == 0:
+        return out
+    q = (b * h + y) * w + x0
+    row_ok = (y >= 0) & (y < h)
+    pos = torch.searchsorted(keys, q)
+    for j in range(n):
+        hit = keys[pos.clamp(max=num - 1)] == q
+        xj = x0 + j
+        ok = hit & row_ok & (xj >= 0) & (xj < w)
+        out[:, j] = torch.where(ok, pos, out[:, j])
+        pos = pos + hit
+        q = q + 1
+    return out
+
+
 def subm_table(sites: SiteSet, k: int, dilation: int) -> Tensor:
     """Neighbour table of a k×k submanifold conv (cached on ``sites``).
 
@@ -52,11 +83,16 @@ def subm_table(sites: SiteSet, k: int, dilation: int) -> Tensor:
     if hit is not None:
         return hit  # type: ignore[no-any-return]
     c = sites.coords
-    b, y, x = c[:, 0:1], c[:, 1:2], c[:, 2:3]
-    r = torch.arange(k, device=c.device, dtype=torch.int64) - k // 2
-    dy = (r * dilation).repeat_interleave(k).view(1, -1)
-    dx = (r * dilation).repeat(k).view(1, -1)
-    table = lookup(sites, b.expand(-1, k * k), y + dy, x + dx).contiguous()
+    r = k // 2
+    if dilation == 1:
+        cols = [row_lookup(sites, c[:, 0], c[:, 1] + dy, c[:, 2] - r, k) for dy in range(-r, r + 1)]
+        table = torch.cat(cols, 1).contiguous()
+    else:
+        b, y, x = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+        off = torch.arange(k, device=c.device, dtype=torch.int64) - r
+        dy = (off * dilation).repeat_interleave(k).view(1, -1)
+        dx = (off * dilation).repeat(k).view(1, -1)
+        table = lookup(sites, b.expand(-1, k * k), y + dy, x + dx).contiguous()
     sites.cache[ck] = table
     return table
 
@@ -64,7 +100,8 @@ def subm_table(sites: SiteSet, k: int, dilation: int) -> Tensor:
 def down_sites(sites: SiteSet) -> SiteSet:
     """Active sites of a k3 s2 p1 conv output: the 3×3/stride-2/pad-1 max-pool of the input set.
 
-    Output shape ``(ceil(H/2), ceil(W/2))``; coords canonical.
+    Output shape ``(ceil(H/2), ceil(W/2))``; coords canonical. Uses a temporary 1-byte mark per
+    coarse pixel (``B*H*W/4`` bytes: 8 MB at 8K), far below the int64 index map avoided elsewhere.
     """
     h, w = sites.spatial_shape
     ho, wo = (h + 1) // 2, (w + 1) // 2
@@ -73,11 +110,14 @@ def down_sites(sites: SiteSet) -> SiteSet:
     ys = torch.stack([c[:, 1] // 2, (c[:, 1] + 1) // 2], 1).clamp(max=ho - 1)
     xs = torch.stack([c[:, 2] // 2, (c[:, 2] + 1) // 2], 1).clamp(max=wo - 1)
     b = c[:, 0:1]
-    keys = ((b.unsqueeze(2) * ho + ys.unsqueeze(2)) * wo + xs.unsqueeze(1)).reshape(-1)
-    keys = torch.unique(keys, sorted=True)
+    cand = ((b.unsqueeze(2) * ho + ys.unsqueeze(2)) * wo + xs.unsqueeze(1)).reshape(-1)
+    mark = torch.zeros(sites.batch_size * ho * wo, dtype=torch.bool, device=c.device)
+    mark[cand] = True
+    keys = torch.nonzero(mark).view(-1)
     cb = keys // (ho * wo)
-    rem = keys % (ho * wo)
-    coords = torch.stack([cb, rem // wo, rem % wo], 1)
+    rem = keys - cb * (ho * wo)
+    yo = rem // wo
+    coords = torch.stack([cb, yo, rem - yo * wo], 1)
     out = SiteSet(coords, (ho, wo), sites.batch_size)
     out._keys = keys
     return out
@@ -89,11 +129,8 @@ def down_table(fine: SiteSet, coarse: SiteSet) -> Tensor:
     Column ``ky*3 + kx`` holds fine site ``(b, 2*yo - 1 + ky, 2*xo - 1 + kx)``.
     """
     c = coarse.coords
-    b, yo, xo = c[:, 0:1], c[:, 1:2], c[:, 2:3]
-    r = torch.arange(3, device=c.device, dtype=torch.int64) - 1
-    dy = r.repeat_interleave(3).view(1, -1)
-    dx = r.repeat(3).view(1, -1)
-    return lookup(fine, b.expand(-1, 9), 2 * yo + dy, 2 * xo + dx).contiguous()
+    cols = [row_lookup(fine, c[:, 0], 2 * c[:, 1] - 1 + ky, 2 * c[:, 2] - 1, 3) for ky in range(3)]
+    return torch.cat(cols, 1).contiguous()
 
 
 def up_tables(fine: SiteSet, coarse: SiteSet) -> list[tuple[Tensor, Tensor, list[int]]]:
