@@ -144,6 +144,12 @@ def set_threads(threads: int) -> None:
     oiio.attribute("exr_threads", oiio.get_int_attribute("threads"))
 
 
+def oiio_message(text: str) -> str:
+    """OpenImageIO's (often multi-line, repeated) error text as one line."""
+    lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    return "; ".join(lines) or "unknown error"
+
+
 def _where(path: str, frame: int | None) -> str:
     return f"{path} (frame {frame})" if frame is not None else path
 
@@ -161,7 +167,7 @@ def _open(path: str, frame: int | None) -> oiio.ImageInput:
         raise MissingFrameError(f"{what}: {path} does not exist. Check the path and frame range.")
     inp = oiio.ImageInput.open(path)
     if inp is None:
-        raise InputError(f"Cannot open {_where(path, frame)}: {oiio.geterror() or 'unknown format'}. "
+        raise InputError(f"Cannot open {_where(path, frame)}: {oiio_message(oiio.geterror())}. "
                          "The file may be truncated, still being written, or not an image.")
     return inp
 
@@ -234,7 +240,7 @@ def _read(inp: oiio.ImageInput, part: int, first: int, last: int, half: bool, wh
     """Channels ``first..last`` (inclusive) of ``part`` as ``[H, W, C]`` float32 (or float16)."""
     pixels = inp.read_image(part, 0, first, last + 1, oiio.HALF if half else oiio.FLOAT)
     if pixels is None or inp.has_error:
-        raise InputError(f"Cannot read the pixels of {where}: {inp.geterror() or 'read failed'}. "
+        raise InputError(f"Cannot read the pixels of {where}: {oiio_message(inp.geterror())}. "
                          "The file may be truncated or still being written; re-render or copy it again.")
     arr = np.asarray(pixels)
     if arr.ndim == 4:  # deep/volume: keep the first slice

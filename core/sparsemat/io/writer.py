@@ -22,7 +22,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from sparsemat.errors import OutputError
-from sparsemat.io.reader import Window, _open
+from sparsemat.io.reader import Window, _open, oiio_message
 from sparsemat.io.sequence import frame_path, has_frame_token
 
 MetadataValue = str | float | int
@@ -70,17 +70,17 @@ def _write_oiio(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
     """Write ``pixels`` ``[H, W, C]`` to ``tmp`` with ``spec``; OutputError with OIIO's message."""
     out = oiio.ImageOutput.create(tmp)
     if out is None:
-        raise OutputError(f"OpenImageIO has no writer for this format ({oiio.geterror()}).")
+        raise OutputError(f"OpenImageIO has no writer for this format ({oiio_message(oiio.geterror())}).")
     try:
         if not out.open(tmp, spec):
-            raise OutputError(f"OpenImageIO could not create the temp file {tmp} ({out.geterror()}).")
+            raise OutputError(f"OpenImageIO could not create the temp file {tmp} ({oiio_message(out.geterror())}).")
         if not out.write_image(pixels):
-            raise OutputError(f"OpenImageIO failed while writing the temp file {tmp} ({out.geterror()}).")
+            raise OutputError(f"OpenImageIO failed while writing the temp file {tmp} ({oiio_message(out.geterror())}).")
     except BaseException:
         out.close()
         raise
     if not out.close():
-        raise OutputError(f"OpenImageIO failed while finishing the temp file {tmp} ({out.geterror()}).")
+        raise OutputError(f"OpenImageIO failed while finishing the temp file {tmp} ({oiio_message(out.geterror())}).")
 
 
 def _fsync(path: str) -> None:
