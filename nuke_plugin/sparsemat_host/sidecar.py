@@ -248,7 +248,9 @@ def run_render(
     lines: queue.Queue[str | None] = queue.Queue()
     errors: list[str] = []
     out_thread = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-    err_thread = threading.Thread(target=lambda: errors.extend(iter(proc.stderr.readline, "")), daemon=True)
+    stderr = proc.stderr
+    assert stderr is not None  # stderr=PIPE
+    err_thread = threading.Thread(target=lambda: errors.extend(iter(stderr.readline, "")), daemon=True)
     out_thread.start()
     err_thread.start()
     finished = False
