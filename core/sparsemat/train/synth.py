@@ -175,8 +175,13 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 def generated_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """A procedural colour texture ``[H, W, 3]`` float32 display sRGB in [0, 1].
 
-    One of: two-colour fractal noise, a linear gradient with noise, or rotated stripes with noise.
+    One of: two-colour fractal noise, a linear gradient with noise, or rotated stripes with noise. Above
+    2048 px on the long side the texture is drawn at 2048 and upsampled (bilinear).
     """
+    if max(size) > 2048:
+        f = 2048 / max(size)
+        small = (max(2, round(size[0] * f)), max(2, round(size[1] * f)))
+        return np.clip(imops.resize(generated_texture(rng, small), size, mode="bilinear"), 0.0, 1.0)
     h, w = size
     c0, c1 = _random_colour(rng), _random_colour(rng)
     kind = rng.integers(3)
