@@ -36,6 +36,7 @@ class KnobSpec:
         choices: Allowed values for ``choice`` knobs.
         open_choice_prefixes: Prefixes that make a free-form value valid for a ``choice`` knob
             (e.g. ``"onnx:"`` for a user model path).
+        cli_flag: CLI flag when it is not ``--`` + the name with dashes.
     """
 
     name: str
@@ -47,11 +48,12 @@ class KnobSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     open_choice_prefixes: tuple[str, ...] = ()
+    cli_flag: str = ""
 
     @property
     def flag(self) -> str:
-        """The CLI flag for this knob, e.g. ``--kernel-size``."""
-        return "--" + self.name.replace("_", "-")
+        """The CLI flag for this knob, e.g. ``--kernel-size`` (``--prior-model`` for ``prior``)."""
+        return self.cli_flag or "--" + self.name.replace("_", "-")
 
 
 ENGINE_KNOBS: tuple[KnobSpec, ...] = (
@@ -60,6 +62,7 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         "Where the rough matte comes from. auto uses the Matte input when one is connected, "
         "else RVM when installed, else the built-in LPN. onnx:/path/model.onnx runs your own model.",
         choices=("auto", "input", "rvm", "lpn"), open_choice_prefixes=("onnx:",),
+        cli_flag="--prior-model",  # --prior names the external matte files
     ),
     KnobSpec(
         "threshold", "Temporal threshold", "float", 0.05,

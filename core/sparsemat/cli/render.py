@@ -1,0 +1,278 @@
+"""``sparsemat render``: refine mattes for an image or a frame sequence (the farm's entry point).
+
+Exit status: 0 every requested frame written (or already complete with ``--resume``), 1 some
+frames failed (each one named), 2 bad usage (flags, patterns, a device that does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+
+from sparsemat.cli.knobs import add_engine_flags, knob_choices, output_settings_from_args, settings_from_args
+from sparsemat.errors import DeviceError, MissingFrameError, SettingsError, SparseMatError
+from sparsemat.settings import OutputSettings, Settings
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Register the ``render`` flags."""
+    parser.add_argument("input", help="plate image or sequence (plate.%%04d.exr or plate.####.exr)")
+    parser.add_argument("-o", "--output", required=True, help="output image or sequence pattern")
+    parser.add_argument("--frames", help="frames to render, e.g. 1001-1100, 1-10x2, 1,5,9-12 (default: all on disk)")
+    parser.add_argument(
+        "--prior", "--matte", dest="matte", metavar="PATTERN",
+        help="external matte per frame (roto, keyer, another model): its A channel, else its first channel",
+    )
+    parser.add_argument("--prior-channel", metavar="NAME", help="channel of --prior to use as the matte")
+    parser.add_argument("--input-colorspace", metavar="NAME",
+                        help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output-mode", choices=knob_choices("output_mode"), default=None,
+                     help="alpha: matte only; rgba: plate RGB with the matte in A (default); premult: RGB × matte")
+    out.add_argument("--overlay", nargs="?", const="sparsity", choices=("sparsity", "tint"), default=None,
+                     help="add the sparsity map as channels sparsity.active/.spatial/.temporal; 'tint' also tints "
+                          "refined pixels red in RGB for viewing")
+    out.add_argument("--float", dest="half", action="store_false", help="write 32-bit float EXR (default: half)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--resume", action="store_true", help="skip frames whose output is already complete")
+    run.add_argument("--stop-on-error", action="store_true", help="stop at the first frame that fails")
+    run.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
+                     help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
+    add_engine_flags(parser)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class FileSource:
+    """A :class:`~sparsemat.engine.FrameSource` over files on disk (plates and optional mattes)."""
+
+    plate_pattern: str
+    frames_on_disk: list[int]
+    matte_pattern: str | None = None
+    matte_channel: str | None = None
+    colorspace: str | None = None
+    last_plate: Any = None
+    _last_frame: int | None = field(default=None, repr=False)
+
+    @property
+    def first_frame(self) -> int:
+        return self.frames_on_disk[0] if self.frames_on_disk else 0
+
+    @property
+    def last_frame(self) -> int:
+        return self.frames_on_disk[-1] if self.frames_on_disk else 0
+
+    def __call__(self, frame: int) -> Any:
+        from sparsemat.engine import FrameInput
+        from sparsemat.io import has_frame_token, read_matte, read_plate
+
+        single = not has_frame_token(self.plate_pattern)
+        plate = read_plate(self.plate_pattern, None if single else frame, colorspace=self.colorspace)
+        matte = None
+        if self.matte_pattern:
+            m_single = not has_frame_token(self.matte_pattern)
+            try:
+                matte = read_matte(self.matte_pattern, self.matte_channel, frame=None if m_single else frame)
+            except MissingFrameError as exc:
+                raise MissingFrameError(f"Frame {frame}: the prior matte does not exist ({exc}).") from exc
+        self.last_plate, self._last_frame = plate, frame
+        return FrameInput(rgb=plate.rgb, matte=matte)
+
+
+class Progress:
+    """Per-frame progress on a terminal (a bar on stderr) or as JSON lines on stdout."""
+
+    def __init__(self, mode: str, total: int, stream: TextIO | None = None) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "none"
+        self.mode, self.total, self.done = mode, total, 0
+        self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
+        self.t0 = time.perf_counter()
+
+    def frame(self, record: dict[str, Any]) -> None:
+        """Report one finished (done, skipped or failed) frame."""
+        self.done += 1
+        if self.mode == "json":
+            self.stream.write(json.dumps(record) + "\n")
+            self.stream.flush()
+        elif self.mode == "bar":
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / self.done * (self.total - self.done)
+            share = record.get("active_share")
+            info = f"frame {record['frame']} {record['status']}" + (f", active {share:.1%}" if share is not None else "")
+            self.stream.write(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {info}, ETA {eta:4.0f}s  "
+            )
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A message for a person (stderr), never mixed into JSON on stdout."""
+        if self.mode == "bar":
+            sys.stderr.write("\n")
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+def output_channels(plate: Any, result: Any, out: OutputSettings) -> dict[str, np.ndarray]:
+    """Channels to write for one frame.
+
+    Args:
+        plate: the :class:`~sparsemat.io.Plate` that was read (``source_rgb`` is written back untouched).
+        result: the engine's :class:`~sparsemat.engine.FrameResult`.
+        out: output mode and overlay.
+
+    Returns:
+        channel name → ``[H, W]`` array: ``A`` (alpha mode), ``R, G, B, A`` (rgba / premult; premult
+        multiplies the plate's own values by the matte), plus ``sparsity.*`` with an overlay.
+    """
+    alpha = result.alpha
+    channels: dict[str, np.ndarray] = {}
+    if out.output_mode != "alpha":
+        rgb = plate.source_rgb
+        for i, name in enumerate("RGB"):
+            c = rgb[..., i].astype(np.float32)
+            if out.output_mode == "premult":
+                c = c * alpha
+            if out.overlay == "tint":
+                c = np.where(result.active, 0.5 * c + (0.5 if name == "R" else 0.0), c)
+            channels[name] = c
+    channels["A"] = alpha
+    if out.overlay != "off":
+        channels["sparsity.active"] = result.active.astype(np.float32)
+        channels["sparsity.spatial"] = result.spatial.astype(np.float32)
+        if result.temporal is not None:
+            channels["sparsity.temporal"] = result.temporal.astype(np.float32)
+        else:
+            channels["sparsity.temporal"] = np.ones_like(alpha)
+    return channels
+
+
+def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[str, str | int | float]:
+    """EXR header attributes for one frame: engine version, model, settings, active share, timings."""
+    from sparsemat.version import __version__
+
+    st = result.stats
+    meta: dict[str, str | int | float] = {
+        "version": __version__,
+        "model": settings.model,
+        "prior": st.prior_name,
+        "settings": json.dumps(settings.to_dict(), sort_keys=True),
+        "settings_key": settings.pixel_key(),
+        "active_pixels": int(st.active_pixels),
+        "active_share": float(st.active_share),
+        "cascade_scales": ",".join(f"{s:g}" for s in st.cascade_scales),
+        "keyframe": int(st.keyframe),
+        "temporal_reused": int(st.temporal_reused),
+        "shm_gmacs": float(st.shm_gmacs),
+        "stage_seconds": json.dumps({k: round(v, 4) for k, v in st.stage_seconds.items()}),
+    }
+    if frame is not None:
+        meta["frame"] = int(frame)
+    return meta
+
+
+def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
+    from sparsemat.io import parse_frame_range
+
+    if seq.is_single_file:
+        return [parse_frame_range(args.frames)[0] if args.frames else None]
+    if args.frames:
+        return list(parse_frame_range(args.frames))
+    found = seq.frames()
+    if not found:
+        raise MissingFrameError(f"No frames of {seq.pattern} were found on disk. Check the path and the frame token.")
+    return list(found)
+
+
+def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
+        cancel: Callable[[], bool] | None = None) -> int:
+    """Render; returns the exit status. ``cancel`` (UI/hosts) is polled between frames."""
+    from sparsemat.io import Sequence, has_frame_token, is_complete, write_frame
+
+    try:
+        settings = settings_from_args(args)
+        out_settings = output_settings_from_args(args)
+        seq = Sequence(args.input)
+        if not seq.is_single_file and not has_frame_token(args.output):
+            raise SettingsError("output", args.output, "a sequence needs an output pattern with %04d or ####")
+        frames = _frames_to_render(args, seq)
+    except (SettingsError, ValueError) as exc:
+        print(f"sparsemat render: error: {exc}", file=sys.stderr)
+        return 2
+
+    from sparsemat.engine import Session
+    from sparsemat.io import frame_path
+
+    try:
+        session = Session(settings)
+    except DeviceError as exc:
+        print(f"sparsemat render: error: {exc}", file=sys.stderr)
+        return 2
+    on_disk = [] if seq.is_single_file else seq.frames()
+    source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
+                        args.matte, args.prior_channel, args.input_colorspace)
+    progress = Progress(args.progress, len(frames), progress_stream)
+    failures: list[tuple[int | None, str]] = []
+    announced_prior = False
+
+    for frame in frames:
+        if cancel is not None and cancel():
+            progress.note("sparsemat render: cancelled; frames already written are complete.")
+            return 1
+        label = "the image" if frame is None else f"frame {frame}"
+        out_path = args.output if frame is None or not has_frame_token(args.output) else frame_path(args.output, frame)
+        if args.resume and is_complete(out_path):
+            progress.frame({"frame": frame, "status": "skipped", "path": out_path})
+            continue
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = session.render(frame if frame is not None else 0, source) if frame is not None \
+                    else session.process(0, source(0))
+                plate = source.last_plate
+                write_frame(
+                    out_path, output_channels(plate, result, out_settings), window=plate.window, half=args.half,
+                    metadata=frame_metadata(settings, result, frame),
+                )
+        except SparseMatError as exc:
+            failures.append((frame, str(exc)))
+            progress.frame({"frame": frame, "status": "failed", "message": str(exc)})
+            if progress.mode != "json":
+                progress.note(f"sparsemat render: {label} failed: {exc}")
+            if args.stop_on_error:
+                break
+            continue
+        notes = sorted({str(w.message) for w in caught})
+        for note in notes:
+            progress.note(f"warning: {label}: {note}")
+        if not announced_prior and not args.quiet:
+            progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
+            announced_prior = True
+        progress.frame({
+            "frame": frame, "status": "done", "path": out_path,
+            "active_share": round(result.stats.active_share, 6), "seconds": round(time.perf_counter() - t0, 3),
+            "cascade_scales": result.stats.cascade_scales, "prior": result.stats.prior_name, "warnings": notes,
+        })
+
+    if failures:
+        lines = "\n".join(f"  {('frame ' + str(f)) if f is not None else args.input}: {msg}" for f, msg in failures)
+        print(f"sparsemat render: {len(failures)} of {len(frames)} frame(s) failed:\n{lines}", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["FileSource", "Progress", "add_parser", "frame_metadata", "output_channels", "run"]
