@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
-
-
-def prior_input_size(height: int, width: int, short_side: int = 512) -> tuple[int, int]:
-    """Working size of the prior network: short side → ``short_side``, each dim ceil to /32.
-
-    Matches the official code's LR resize. Plates smaller than ``short_side`` are not upscaled
-    beyond rounding to /32.
-    """
-    scale = min(1.0, short_side / min(height, width))
-    h = max(32, math.ceil(height * scale / 32) * 32)
-    w = max(32, math.ceil(width * scale / 32) * 32)
-    return h, w
 
 
 def downsample(chw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -30,10 +30,11 @@ import torch
 from sparsemat.engine.budget import cascade_scales, default_budget
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.refine import refine_sites
-from sparsemat.engine.resize import downsample, prior_input_size, resize_plane, upsample
+from sparsemat.engine.resize import downsample, resize_plane, upsample
 from sparsemat.engine.result import FrameResult, FrameStats
 from sparsemat.engine.sparsity import spatial_band, temporal_change
 from sparsemat.errors import BudgetWarning, DeviceError, InputError, InputWarning
+from sparsemat.priors.base import prior_input_size
 from sparsemat.settings import Settings
 
 log = logging.getLogger(__name__)
