@@ -7,6 +7,11 @@
 - :class:`Sequence`, :func:`frame_path`, :func:`discover_frames`, :func:`parse_frame_range`,
   :func:`missing_frames`.
 - :func:`convert`, :func:`resolve_colorspace`, :func:`known_colorspaces` (built-in OCIO config).
+- :func:`set_threads` (OpenImageIO/OpenEXR pools); ``python -m sparsemat.io.timing`` measures
+  4K read/write times.
+
+OpenImageIO releases the GIL while encoding and decoding, so a caller can write frame N on a
+thread while computing frame N + 1.
 """
 
 from __future__ import annotations
