@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from sparsemat import InputError, Settings
 from sparsemat.builders import SHM_CONFIGS
 from sparsemat.engine import ArraySource, FrameInput, Session

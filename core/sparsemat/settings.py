@@ -158,8 +158,8 @@ def _validate(spec: KnobSpec, value: Any) -> None:
             raise SettingsError(spec.name, value, f"it must be a{'n integer' if spec.kind == 'int' else ' number'}")
         if value != value:  # NaN
             raise SettingsError(spec.name, value, "it must be a number")
-        lo, hi = spec.minimum, spec.maximum
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo, hi, num = spec.minimum, spec.maximum, float(value)
+        if (lo is not None and num < lo) or (hi is not None and num > hi):
             raise SettingsError(spec.name, value, f"allowed range is {lo:g} to {hi:g}")
         return
     if not isinstance(value, str):

@@ -210,7 +210,7 @@ class Session:
                 )
             matte = torch.from_numpy(np.ascontiguousarray(inp.matte, dtype=np.float32)).to(self.device)
             matte = matte.nan_to_num(0.0).clamp_(0.0, 1.0)
-            lr_prior = resize_plane(matte, tuple(lr_rgb.shape[-2:]))[None, None].clamp_(0, 1)
+            lr_prior = resize_plane(matte, (int(lr_rgb.shape[-2]), int(lr_rgb.shape[-1])))[None, None].clamp_(0, 1)
             prior_hr = resize_plane(matte, size).clamp_(0, 1)
             why = "input (matte given)" if name == "input" else "input (auto: matte given)"
             return lr_prior, prior_hr, why
