@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sparsemat.errors import SettingsError
 
@@ -158,7 +158,7 @@ def _validate(spec: KnobSpec, value: Any) -> None:
             raise SettingsError(spec.name, value, f"it must be a{'n integer' if spec.kind == 'int' else ' number'}")
         if value != value:  # NaN
             raise SettingsError(spec.name, value, "it must be a number")
-        lo, hi, num = spec.minimum, spec.maximum, float(value)
+        lo, hi, num = spec.minimum, spec.maximum, float(cast(float, value))
         if (lo is not None and num < lo) or (hi is not None and num > hi):
             raise SettingsError(spec.name, value, f"allowed range is {lo:g} to {hi:g}")
         return
