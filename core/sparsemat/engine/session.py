@@ -109,7 +109,8 @@ class Session:
         """Active pixels allowed in one SHM pass (knob, or derived from free memory)."""
         if self.settings.max_active_pixels > 0:
             return self.settings.max_active_pixels
-        per_site = float(getattr(self.refiner, "bytes_per_site", 2000.0))
+        cfg = getattr(self.refiner, "cfg", None)
+        per_site = float(getattr(cfg, "bytes_per_site", 3500.0))
         return default_budget(per_site, self.device)
 
     def update(self, settings: Settings) -> None:

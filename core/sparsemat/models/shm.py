@@ -53,6 +53,9 @@ class SHMConfig:
         head: widths of the two 3×3 head convs.
         ctx_channels: context channels of the Masked-SE.
         ctx_widths: widths of the dense context encoder's four strided convs.
+        bytes_per_site: measured peak memory of one inference pass per active full-resolution
+            pixel, with margin (4K, ~7 % active, torch backend: lite 1.09 GB and paper 1.75 GB peak
+            RSS for 586 k sites, process baseline included). Sets the default active-pixel budget.
     """
 
     stem: int = 64
@@ -61,6 +64,7 @@ class SHMConfig:
     head: tuple[int, int] = (32, 16)
     ctx_channels: int = 32
     ctx_widths: tuple[int, int, int, int] = (16, 24, 32, 32)
+    bytes_per_site: float = 3500.0
 
 
 class SHMOutput(NamedTuple):
