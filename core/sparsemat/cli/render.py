@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -18,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from sparsemat.cli.knobs import add_engine_flags, knob_choices, output_settings_from_args, settings_from_args
-from sparsemat.errors import DeviceError, MissingFrameError, SettingsError, SparseMatError
+from sparsemat.errors import DeviceError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.settings import OutputSettings, Settings
 
 
@@ -194,7 +195,25 @@ def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
     found = seq.frames()
     if not found:
         raise MissingFrameError(f"No frames of {seq.pattern} were found on disk. Check the path and the frame token.")
-    return list(found)
+    # Every frame from the first to the last on disk: a hole in the sequence is a failed (named)
+    # frame, never silently skipped.
+    return list(range(found[0], found[-1] + 1))
+
+
+def _check_output_folder(path: str) -> None:
+    """Create the output folder (or fail) before any frame is rendered.
+
+    Raises:
+        OutputError: the folder cannot be created or written (message names the folder).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {folder}: {exc.strerror or exc}. "
+                          "Check the output path and permissions.") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"The output folder {folder} is not writable. Check permissions or pick another folder.")
 
 
 def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
@@ -208,6 +227,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         seq = Sequence(args.input)
         if not seq.is_single_file and not has_frame_token(args.output):
             raise SettingsError("output", args.output, "a sequence needs an output pattern with %04d or ####")
+        if seq.is_single_file and has_frame_token(args.output) and not args.frames:
+            raise SettingsError("output", args.output,
+                                "a single input image needs a single output file (or --frames N to number it)")
         frames = _frames_to_render(args, seq)
     except (SettingsError, ValueError) as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
@@ -221,6 +243,11 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     except DeviceError as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        _check_output_folder(args.output)
+    except OutputError as exc:
+        print(f"sparsemat render: error: {exc}", file=sys.stderr)
+        return 1
     on_disk = [] if seq.is_single_file else seq.frames()
     source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
                         args.matte, args.prior_channel, args.input_colorspace)
@@ -259,7 +286,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         notes = sorted({str(w.message) for w in caught})
         for note in notes:
             progress.note(f"warning: {label}: {note}")
-        if not announced_prior and not args.quiet:
+        if not announced_prior and not getattr(args, "quiet", False):
             progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
             announced_prior = True
         progress.frame({

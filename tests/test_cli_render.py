@@ -1,0 +1,380 @@
+"""``sparsemat render`` through the command line: messages AND exit status on tiny EXR sequences.
+
+Every render runs in-process through :func:`sparsemat.cli.main.main` (the same parser and code
+path as the ``sparsemat`` command) except the kill test, which needs a real process to SIGKILL.
+Plates are 64×48 half EXRs with an external ``--prior`` matte, ``--prior-size 128`` and a seeded
+``lite`` checkpoint (``--model PATH``), so no prior network runs and two renders use identical
+weights whether or not shipped weights exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+from sparsemat.cli.main import main
+from sparsemat.io import read_metadata, write_frame
+
+H, W = 48, 64
+FRAMES = range(1, 9)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Paths of the session-wide test sequence."""
+
+    root: Path
+    plate: str  # pattern, frames 1-8
+    matte: str  # pattern, frames 1-8
+    model: str  # seeded lite checkpoint
+
+
+def _plate(frame: int, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+    """``([h, w, 3] float16 scene-linear RGB, [h, w] float32 alpha)``: a soft edge sliding right."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    alpha = np.clip((xx - 0.35 * w - frame + 3 * np.sin(yy / 5)) / 6.0, 0.0, 1.0)
+    rng = np.random.default_rng(frame)
+    bg = 0.05 + 0.3 * rng.random((h, w, 3), dtype=np.float32)
+    fg = np.array([0.8, 0.5, 0.3], np.float32)
+    rgb = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    return rgb.astype(np.float16), alpha
+
+
+def _write_plate(path: str, rgb: np.ndarray, window: object = None) -> None:
+    write_frame(path, {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}, window=window)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def seq(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    """Frames 1-8 of a plate, its matte and a seeded checkpoint, built once per session."""
+    root = tmp_path_factory.mktemp("cli_render")
+    for f in FRAMES:
+        rgb, alpha = _plate(f)
+        _write_plate(str(root / f"plate.{f:04d}.exr"), rgb)
+        write_frame(str(root / f"matte.{f:04d}.exr"), {"A": alpha})
+    from sparsemat.builders import SHM_CONFIGS
+    from sparsemat.models.shm import SHM
+
+    torch.manual_seed(0)
+    model = root / "shm_test.pt"
+    torch.save({"config": "lite", "state_dict": SHM(SHM_CONFIGS["lite"]).state_dict()}, model)
+    return Fixture(root, str(root / "plate.####.exr"), str(root / "matte.####.exr"), str(model))
+
+
+def _copy_seq(seq: Fixture, dest: Path, frames: range | list[int] = FRAMES) -> tuple[str, str]:
+    """Copy some frames of the fixture into ``dest``; return (plate pattern, matte pattern)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in frames:
+        for kind in ("plate", "matte"):
+            shutil.copy(seq.root / f"{kind}.{f:04d}.exr", dest / f"{kind}.{f:04d}.exr")
+    return str(dest / "plate.####.exr"), str(dest / "matte.####.exr")
+
+
+def _render(capsys: pytest.CaptureFixture[str], seq: Fixture, *argv: str, plate: str | None = None,
+            matte: str | None = None, output: str, extra_top: tuple[str, ...] = ("-q",)) -> tuple[int, str, str]:
+    """Run ``sparsemat render`` in-process; return (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    args = [*extra_top, "render", plate or seq.plate, "-o", output, "--prior-size", "128", "--model", seq.model,
+            "--progress", "json"]
+    if matte != "":
+        args += ["--prior", matte or seq.matte]
+    status = main([*args, *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _records(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def _pixels(path: str | Path) -> tuple[oiio.ImageSpec, np.ndarray]:
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    try:
+        spec = inp.spec().copy()
+        return spec, np.asarray(inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT))
+    finally:
+        inp.close()
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# --- bad inputs ------------------------------------------------------------------------------
+
+
+def test_missing_frames_are_named(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2, 4])
+    status, out, err = _render(capsys, seq, "--frames", "1-4", plate=plate, matte=matte,
+                               output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    assert "frame 3" in err.lower() and "plate.0003.exr" in err
+    assert "1 of 4 frame(s) failed" in err
+    assert [r["status"] for r in _records(out)] == ["done", "done", "failed", "done"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["o.0001.exr", "o.0002.exr", "o.0004.exr"]
+
+
+def test_gap_in_discovered_sequence_is_named(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --frames, a hole in the frames on disk is a failure, not silently skipped."""
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 3])
+    status, out, err = _render(capsys, seq, plate=plate, matte=matte, output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    assert "plate.0002.exr" in err and "frame 2" in err.lower()
+    assert [r["frame"] for r in _records(out)] == [1, 2, 3]
+
+
+def test_truncated_file_named_with_frame(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2])
+    _truncate(tmp_path / "in/plate.0002.exr")
+    status, out, err = _render(capsys, seq, plate=plate, matte=matte, output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    assert "plate.0002.exr (frame 2)" in err and "truncated" in err
+    assert [r["status"] for r in _records(out)] == ["done", "failed"]
+    assert not (tmp_path / "out/o.0002.exr").exists()
+
+
+def test_no_rgb_channels_lists_channels(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "depth.exr"
+    spec = oiio.ImageSpec(W, H, 2, oiio.HALF)
+    spec.channelnames = ("Z", "mask.A")
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(np.zeros((H, W, 2), np.float16))
+    out.close()
+    status, _, err = _render(capsys, seq, plate=str(path), matte=str(seq.root / "matte.0001.exr"),
+                             output=str(tmp_path / "o.exr"))
+    assert status == 1
+    assert "no R, G, B" in err and "Channels found: Z, mask.A" in err and "depth.exr" in err
+    assert not (tmp_path / "o.exr").exists()
+
+
+def test_resolution_change_resets_history(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2])
+    rgb, alpha = _plate(3, 60, 80)
+    _write_plate(str(tmp_path / "in/plate.0003.exr"), rgb)
+    write_frame(str(tmp_path / "in/matte.0003.exr"), {"A": alpha})
+    status, out, err = _render(capsys, seq, plate=plate, matte=matte, output=str(tmp_path / "out/o.####.exr"))
+    assert status == 0, err
+    assert "warning: frame 3:" in err and "frame history was reset" in err and "80x60" in err
+    assert [r["status"] for r in _records(out)] == ["done"] * 3
+    spec, _ = _pixels(tmp_path / "out/o.0003.exr")
+    assert (spec.width, spec.height) == (80, 60)
+
+
+def test_missing_prior_matte_named(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2, 3])
+    os.remove(tmp_path / "in/matte.0002.exr")
+    status, out, err = _render(capsys, seq, plate=plate, matte=matte, output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    assert "Frame 2: the prior matte does not exist" in err and "matte.0002.exr" in err
+    assert [r["status"] for r in _records(out)] == ["done", "failed", "done"]
+
+
+def test_unwritable_output_folder(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Root ignores permission bits, so the folder's parent is a regular file."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file")
+    folder = blocker / "renders"
+    status, out, err = _render(capsys, seq, "--frames", "1-3", output=str(folder / "o.####.exr"))
+    assert status in (1, 2)
+    assert str(folder) in err
+    assert "frame" not in out  # it failed before rendering anything
+
+
+def test_cuda_without_gpu(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _render(capsys, seq, "--frames", "1", "--device", "cuda", output=str(tmp_path / "o.####.exr"))
+    if torch.cuda.is_available():
+        assert status == 0, err
+    else:
+        assert status == 2
+        assert "Device 'cuda'" in err and "no usable CUDA GPU" in err
+        assert not (tmp_path / "o.0001.exr").exists()
+
+
+def test_stop_on_error(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2, 3, 4])
+    _truncate(tmp_path / "in/plate.0002.exr")
+    status, out, err = _render(capsys, seq, "--stop-on-error", plate=plate, matte=matte,
+                               output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    assert [(r["frame"], r["status"]) for r in _records(out)] == [(1, "done"), (2, "failed")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["o.0001.exr"]
+    assert "frame 2" in err
+
+
+def test_every_failed_frame_named_at_end(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "in", [1, 2, 3, 4])
+    _truncate(tmp_path / "in/plate.0002.exr")
+    os.remove(tmp_path / "in/matte.0004.exr")
+    status, out, err = _render(capsys, seq, plate=plate, matte=matte, output=str(tmp_path / "out/o.####.exr"))
+    assert status == 1
+    summary = err[err.index("2 of 4 frame(s) failed"):]
+    assert "frame 2: " in summary and "plate.0002.exr" in summary
+    assert "frame 4: " in summary and "matte.0004.exr" in summary
+    assert "frame 1:" not in summary and "frame 3:" not in summary
+    assert sorted(os.listdir(tmp_path / "out")) == ["o.0001.exr", "o.0003.exr"]
+
+
+def test_single_image_to_pattern_is_usage_error(seq: Fixture, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _render(capsys, seq, plate=str(seq.root / "plate.0001.exr"),
+                             matte=str(seq.root / "matte.0001.exr"), output=str(tmp_path / "o.####.exr"))
+    assert status == 2 and "output" in err
+
+
+# --- atomic writes and resume ------------------------------------------------------------------
+
+_KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import sparsemat.io.writer as w
+    real = w._fsync
+    def fsync_then_die(path):
+        real(path)
+        if ".o.0003.tmp-" in path:  # temp file of frame 3 complete on disk, not yet renamed
+            os.kill(os.getpid(), signal.SIGKILL)
+    w._fsync = fsync_then_die
+    from sparsemat.cli.main import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_killed_render_leaves_no_final_file_and_resume_redoes_it(seq: Fixture, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL while frame 3 is being written: no o.0003.exr; --resume skips 1-2 and renders 3-4."""
+    out_dir = tmp_path / "out"
+    argv = ["-q", "render", seq.plate, "-o", str(out_dir / "o.####.exr"), "--prior", seq.matte, "--frames", "1-4",
+            "--prior-size", "128", "--model", seq.model, "--progress", "json"]
+    proc = subprocess.run([sys.executable, "-c", _KILLER, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr  # killed by SIGKILL mid-frame
+    names = sorted(os.listdir(out_dir))
+    assert "o.0003.exr" not in names and "o.0004.exr" not in names
+    assert "o.0001.exr" in names and "o.0002.exr" in names
+    temps = [n for n in names if ".tmp-" in n]
+    assert temps and all(n.startswith(".o.0003.tmp-") for n in temps)  # the interrupted write
+
+    status, out, err = _render(capsys, seq, "--frames", "1-4", "--resume", output=str(out_dir / "o.####.exr"))
+    assert status == 0, err
+    assert [(r["frame"], r["status"]) for r in _records(out)] == [(1, "skipped"), (2, "skipped"), (3, "done"),
+                                                                  (4, "done")]
+    assert (out_dir / "o.0003.exr").is_file()
+
+
+def test_resume_skips_complete_and_rerenders_deleted(seq: Fixture, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    output = str(tmp_path / "o.####.exr")
+    status, _, err = _render(capsys, seq, "--frames", "1-3", output=output)
+    assert status == 0, err
+    first = (tmp_path / "o.0001.exr").stat().st_mtime_ns
+    os.remove(tmp_path / "o.0002.exr")
+    status, out, err = _render(capsys, seq, "--frames", "1-3", "--resume", output=output)
+    assert status == 0, err
+    assert [(r["frame"], r["status"]) for r in _records(out)] == [(1, "skipped"), (2, "done"), (3, "skipped")]
+    assert (tmp_path / "o.0002.exr").is_file()
+    assert (tmp_path / "o.0001.exr").stat().st_mtime_ns == first
+
+
+# --- what is written ---------------------------------------------------------------------------
+
+
+def test_data_window_preserved(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sparsemat.io import Window
+
+    rgb, alpha = _plate(1, H + 8, W + 16)  # 8/16 px overscan around a 64×48 display window, offset data
+    window = Window(x=-8, y=-4, width=W + 16, height=H + 8, full_x=0, full_y=0, full_width=W, full_height=H)
+    _write_plate(str(tmp_path / "over.exr"), rgb, window)
+    write_frame(str(tmp_path / "over_matte.exr"), {"A": alpha}, window=window)
+    status, _, err = _render(capsys, seq, plate=str(tmp_path / "over.exr"), matte=str(tmp_path / "over_matte.exr"),
+                             output=str(tmp_path / "o.exr"))
+    assert status == 0, err
+    spec, _ = _pixels(tmp_path / "o.exr")
+    assert (spec.x, spec.y, spec.width, spec.height) == (-8, -4, W + 16, H + 8)
+    assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == (0, 0, W, H)
+
+
+def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sparsemat.version import __version__
+
+    status, _, err = _render(capsys, seq, "--frames", "2", "--kernel-size", "9", output=str(tmp_path / "o.####.exr"))
+    assert status == 0, err
+    meta = read_metadata(str(tmp_path / "o.0002.exr"))
+    assert meta["version"] == __version__
+    assert meta["model"] == seq.model and meta["frame"] == 2
+    settings = json.loads(str(meta["settings"]))
+    assert settings["kernel_size"] == 9 and settings["prior_size"] == 128
+    assert 0.0 < float(meta["active_share"]) <= 1.0
+    stages = json.loads(str(meta["stage_seconds"]))
+    assert set(stages) >= {"prior", "maps", "shm", "blend"}
+    assert str(meta["prior"]).startswith("input")
+
+
+def test_output_modes(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written: dict[str, tuple[oiio.ImageSpec, np.ndarray]] = {}
+    for mode in ("alpha", "rgba", "premult"):
+        status, _, err = _render(capsys, seq, "--frames", "1", "--output-mode", mode,
+                                 output=str(tmp_path / mode / "o.####.exr"))
+        assert status == 0, err
+        written[mode] = _pixels(tmp_path / mode / "o.0001.exr")
+    assert tuple(written["alpha"][0].channelnames) == ("A",)
+    assert tuple(written["rgba"][0].channelnames) == ("R", "G", "B", "A")
+    assert tuple(written["premult"][0].channelnames) == ("R", "G", "B", "A")
+    assert all(spec.format == oiio.HALF for spec, _ in written.values())
+    alpha = written["alpha"][1][..., 0]
+    assert np.array_equal(written["rgba"][1][..., 3], alpha) and np.array_equal(written["premult"][1][..., 3], alpha)
+    plate_rgb, _ = _plate(1)
+    rgba_rgb = written["rgba"][1][..., :3].astype(np.float16)
+    assert np.array_equal(rgba_rgb.view(np.uint16), plate_rgb.view(np.uint16))  # the plate's own bits
+    expected = (plate_rgb.astype(np.float32) * alpha[..., None]).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(written["premult"][1][..., :3], expected)
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0
+
+
+def test_overlay_adds_sparsity_channels(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _render(capsys, seq, "--frames", "1", "--overlay", "--output-mode", "alpha",
+                             output=str(tmp_path / "o.####.exr"))
+    assert status == 0, err
+    spec, px = _pixels(tmp_path / "o.0001.exr")
+    names = list(spec.channelnames)
+    assert names[0] == "A" and "sparsity.active" in names and "sparsity.spatial" in names
+    active = px[..., names.index("sparsity.active")]
+    assert set(np.unique(active)) <= {0.0, 1.0} and active.any() and not active.all()
+
+
+def test_chunked_equals_sequential(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ("--keyframe-interval", "3")
+    status, _, err = _render(capsys, seq, "--frames", "1-8", *common, output=str(tmp_path / "seq/o.####.exr"))
+    assert status == 0, err
+    for chunk in ("1-4", "5-8"):
+        status, _, err = _render(capsys, seq, "--frames", chunk, *common, output=str(tmp_path / "chunk/o.####.exr"))
+        assert status == 0, err
+    reused = 0
+    for f in FRAMES:
+        _, a = _pixels(tmp_path / f"seq/o.{f:04d}.exr")
+        _, b = _pixels(tmp_path / f"chunk/o.{f:04d}.exr")
+        assert np.array_equal(a, b), f"frame {f} differs between the sequential and the chunked render"
+        reused += int(read_metadata(str(tmp_path / f"seq/o.{f:04d}.exr"))["temporal_reused"])
+    assert reused > 0  # the test exercises temporal reuse, not only keyframes
+
+
+def test_progress_json_lines(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _render(capsys, seq, "--frames", "1-2", output=str(tmp_path / "o.####.exr"),
+                               extra_top=())
+    assert status == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2  # nothing but JSON on stdout; notes go to stderr
+    for frame, record in zip((1, 2), map(json.loads, lines), strict=True):
+        assert record["frame"] == frame and record["status"] == "done"
+        assert record["path"] == str(tmp_path / f"o.{frame:04d}.exr")
+        assert 0.0 < float(record["active_share"]) <= 1.0 and float(record["seconds"]) > 0
+        assert record["cascade_scales"] == [1.0] and isinstance(record["warnings"], list)
+    assert "prior = input" in err
