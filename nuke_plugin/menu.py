@@ -10,3 +10,10 @@ _menu.addCommand(
     icon="SparseMat.png",
     tooltip="Ultrahigh-resolution matte refinement: plate in Source, optional rough matte in Matte.",
 )
+
+try:  # dockable SparseMat panel (Windows > Custom > SparseMat); needs PySide6, shipped with Nuke 16
+    import sparsemat_ui.nuke_panel
+
+    sparsemat_ui.nuke_panel.register()
+except ImportError:
+    pass
