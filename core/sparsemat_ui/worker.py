@@ -9,6 +9,7 @@ exists, so the view only ever shows the newest knobs. Errors come back as the en
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -36,6 +37,7 @@ class PlateCache:
         self.keep = keep
         self._frames: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()  # one file read at a time (a prefetch and the worker)
 
     @property
     def first_frame(self) -> int:
@@ -53,17 +55,32 @@ class PlateCache:
 
     def read(self, frame: int) -> tuple[Any, Any]:
         """``(FrameInput, Plate)`` of ``frame``."""
-        with self._lock:
-            if frame in self._frames:
-                self._frames.move_to_end(frame)
-                return self._frames[frame]
-        inp = self.source(frame)
-        item = (inp, self.source.last_plate)
-        with self._lock:
-            self._frames[frame] = item
-            while len(self._frames) > self.keep:
-                self._frames.popitem(last=False)
-        return item
+        with self._read_lock:
+            with self._lock:
+                if frame in self._frames:
+                    self._frames.move_to_end(frame)
+                    return self._frames[frame]
+            inp = self.source(frame)
+            item = (inp, self.source.last_plate)
+            with self._lock:
+                self._frames[frame] = item
+                while len(self._frames) > self.keep:
+                    self._frames.popitem(last=False)
+            return item
+
+    def prefetch(self, frame: int) -> threading.Thread:
+        """Read ``frame`` on a background thread (while the engine imports torch at start-up).
+
+        Errors are left for the render to raise with the engine's message.
+        """
+
+        def read() -> None:
+            with contextlib.suppress(Exception):  # the render reports the error
+                self.read(frame)
+
+        thread = threading.Thread(target=read, name=f"sparsemat-prefetch-{frame}", daemon=True)
+        thread.start()
+        return thread
 
     def clear(self) -> None:
         """Forget every cached frame (after the files changed on disk)."""
