@@ -1,0 +1,105 @@
+"""``sparsemat train {shm,lpn}``: train the sparse refiner or the low-resolution prior (see
+:mod:`sparsemat.train.trainer` for the recipe, checkpoints and the log format)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from sparsemat.errors import SettingsError
+from sparsemat.train.trainer import TrainConfig, export_weights, train
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return vals
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Register the ``train`` flags."""
+    d = TrainConfig()
+    parser.add_argument("model", choices=("shm", "lpn"), help="network to train")
+    parser.add_argument("--config", default=d.config, help="SHM variant (lite, paper) [%(default)s]")
+    parser.add_argument("--steps", type=int, default=d.steps, help="optimiser steps in total [%(default)s]")
+    parser.add_argument("--batch", type=int, default=d.batch, help="crops per step [%(default)s]")
+    parser.add_argument("--crop", type=int, default=None, help="crop side in px [SHM 256, LPN 512]")
+    parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (Adam) [%(default)s]")
+    parser.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps [%(default)s]")
+    parser.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="cosine floor / peak [%(default)s]")
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of init and data [%(default)s]")
+    parser.add_argument("--out", default=None, help="run folder [runs/<model>_<config>]")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
+                        help="continue from OUT/last.pt (or CKPT)")
+    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint interval [%(default)s]")
+    parser.add_argument("--val-every", type=int, default=d.val_every, help="validation interval (0: never) [%(default)s]")
+    parser.add_argument("--val-size", type=int, default=d.val_size, help="validation crops [%(default)s]")
+    parser.add_argument("--log-every", type=int, default=d.log_every, help="log-line interval off a TTY [%(default)s]")
+    parser.add_argument("--lr-factors", type=_ints, default=d.lr_factors,
+                        help="plate-to-prior downsampling factors drawn per batch [2,4,8]")
+    parser.add_argument("--kinds", default="", help="prior degradations (comma list; default: all)")
+    parser.add_argument("--kernel", type=int, default=d.kernel, help="band dilation in px [%(default)s]")
+    parser.add_argument("--side-weights", type=_floats, default=d.side_weights, help="p4,p2,p1,final [0.1,0.1,0.1,1]")
+    parser.add_argument("--lap-weight", type=float, default=d.lap_weight)
+    parser.add_argument("--grad-weight", type=float, default=d.grad_weight)
+    parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
+    parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
+    parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
+    parser.add_argument("--workers", type=int, default=d.workers, help="data processes (0: in-process) [%(default)s]")
+    parser.add_argument("--export", default=None, metavar="PATH",
+                        help="after training, write the best checkpoint's weights here ({config, state_dict})")
+    parser.add_argument("--half", action="store_true", help="export float16 weights")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``train`` arguments."""
+    from sparsemat.train.synth import PRIOR_KINDS
+
+    kinds = tuple(k for k in str(args.kinds).split(",") if k)
+    bad = [k for k in kinds if k not in PRIOR_KINDS]
+    if bad:
+        raise SettingsError("--kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
+    if len(args.side_weights) != 4:
+        raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
+    if args.steps < 1 or args.batch < 1:
+        raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
+    crop = args.crop if args.crop is not None else (256 if args.model == "shm" else 512)
+    out = args.out or (f"runs/shm_{args.config}" if args.model == "shm" else "runs/lpn")
+    return TrainConfig(
+        model=args.model, config=args.config, steps=args.steps, batch=args.batch, crop=crop, lr=args.lr,
+        warmup=args.warmup, min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, seed=args.seed, out=out,
+        ckpt_every=max(1, args.ckpt_every), val_every=max(0, args.val_every), log_every=max(1, args.log_every),
+        val_size=max(1, args.val_size), lr_factors=tuple(args.lr_factors), kinds=kinds, kernel=args.kernel,
+        side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
+        data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; returns 0."""
+    cfg = config_from_args(args)
+    result = train(cfg, quiet=bool(getattr(args, "quiet", False)))
+    hist = result["history"]
+    if hist:
+        logging.getLogger(__name__).info("last validation: %s", json.dumps(hist[-1]))
+    if args.export:
+        from pathlib import Path
+
+        best = Path(cfg.out) / "best.pt"
+        src = best if best.is_file() else Path(cfg.out) / "last.pt"
+        dest = export_weights(src, args.export, half=args.half)
+        logging.getLogger(__name__).info("exported %s -> %s", src, dest)
+    return 0

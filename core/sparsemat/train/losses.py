@@ -1,0 +1,99 @@
+"""Training losses of SparseMat (shared/notes/method.md §6), written for the masked-dense layout.
+
+Every tensor is ``[B, C, H, W]`` float32; alphas are in [0, 1]; masks are ``[B, 1, H, W]`` float in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def charbonnier(pred: Tensor, gt: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
+    """Masked Charbonnier ``Σ mask·sqrt((p − g)² + eps) / (Σ mask + 1)`` (the official normalisation).
+
+    Args:
+        pred, gt: ``[B, 1, H, W]`` alpha in [0, 1].
+        mask: ``[B, 1, H, W]`` float in {0, 1}, the active sites.
+        eps: smoothing (the official 1e-10 makes the gradient a sign function; 1e-6 is ~1e-3 alpha).
+
+    Returns:
+        0-d float32 tensor.
+    """
+    err = torch.sqrt((pred - gt) ** 2 + eps) * mask
+    return err.sum() / (mask.sum() + 1.0)
+
+
+def _gauss(x: Tensor) -> Tensor:
+    k = _BINOMIAL.to(x)
+    k2 = (k[:, None] * k[None, :])[None, None].expand(x.shape[1], 1, 5, 5)
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), k2, groups=x.shape[1])
+
+
+def laplacian_pyramid(x: Tensor, levels: int = 5) -> list[Tensor]:
+    """Laplacian pyramid of ``x [B, C, H, W]`` (5×5 binomial, reflect padding): ``levels`` band-pass
+    images (finest first) followed by the low-pass residual; each at half the previous size."""
+    out: list[Tensor] = []
+    cur = x
+    for _ in range(levels):
+        if min(cur.shape[-2:]) < 4:
+            break
+        low = _gauss(cur)
+        down = low[..., ::2, ::2]
+        up = F.interpolate(down, size=cur.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(cur - up)
+        cur = down
+    out.append(cur)
+    return out
+
+
+def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor, levels: int = 5) -> Tensor:
+    """Laplacian-pyramid L1 restricted to the band.
+
+    Compares ``pred`` and ``gt`` after both are composited over the same values outside ``mask`` (pass the
+    inference blend ``mask·α_SHM + (1 − mask)·α↑`` for ``pred`` and ``mask·α_gt + (1 − mask)·α↑`` for ``gt``),
+    so pixels outside the band contribute exactly zero. Each level's L1 sum is divided by the band's area at
+    that level (+1), so the loss does not shrink when the band covers little of the crop.
+
+    Args:
+        pred, gt: ``[B, 1, H, W]`` in [0, 1].
+        mask: ``[B, 1, H, W]`` float band.
+        levels: pyramid levels.
+
+    Returns:
+        0-d float32 tensor.
+    """
+    total = pred.new_zeros(())
+    m = mask
+    for lp, lg in zip(laplacian_pyramid(pred, levels), laplacian_pyramid(gt, levels), strict=True):
+        if m.shape[-2:] != lp.shape[-2:]:
+            m = F.adaptive_avg_pool2d(mask, (int(lp.shape[-2]), int(lp.shape[-1])))
+        total = total + (lp - lg).abs().sum() / (m.sum() + 1.0)
+    return total
+
+
+def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
+    """L1 between forward-difference gradients of ``pred`` and ``gt`` over the band.
+
+    Args:
+        pred, gt: ``[B, 1, H, W]`` in [0, 1] (composited as for :func:`laplacian_loss`).
+        mask: ``[B, 1, H, W]`` float band.
+
+    Returns:
+        0-d float32 tensor.
+    """
+    dxp, dxg = pred[..., :, 1:] - pred[..., :, :-1], gt[..., :, 1:] - gt[..., :, :-1]
+    dyp, dyg = pred[..., 1:, :] - pred[..., :-1, :], gt[..., 1:, :] - gt[..., :-1, :]
+    mx = mask[..., :, 1:] * mask[..., :, :-1]
+    my = mask[..., 1:, :] * mask[..., :-1, :]
+    return ((dxp - dxg).abs() * mx).sum() / (mx.sum() + 1.0) + ((dyp - dyg).abs() * my).sum() / (my.sum() + 1.0)
+
+
+def resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Area-resize ``[B, C, H, W]`` to ``size`` (adaptive average pooling; identity when equal)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.adaptive_avg_pool2d(x, size)

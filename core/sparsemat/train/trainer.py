@@ -1,0 +1,610 @@
+"""Trainer of the SHM (sparse refiner) and the LPN (low-resolution prior) on synthetic or user data.
+
+One loop serves both networks (:class:`Task` supplies model, batches, loss and validation):
+
+* **Reproducible from the seed.** The batch of step ``i`` is drawn from ``numpy.random.default_rng([seed, i])``
+  alone and the network is initialised under ``torch.manual_seed(seed)``, so a run resumed from a checkpoint
+  sees exactly the batches an uninterrupted run would have seen.
+* **Checkpoints** every ``ckpt_every`` steps to ``OUT/last.pt`` (model, optimizer, step, history) and the best
+  validation MAD to ``OUT/best.pt`` (``{"config", "state_dict", ...}``: loadable by :func:`sparsemat.builders.
+  build_shm`); ``resume`` continues from ``OUT/last.pt`` (or a given file).
+* **Progress** as a one-line bar on a TTY, log lines otherwise; every ``val_every`` steps a validation report
+  (MAD / Grad on the unknown region of a fixed validation set drawn from a different seed) is printed and
+  appended to ``OUT/log.jsonl`` with the training losses.
+* **Batches** are generated in a worker process (spawned, one torch thread) one step ahead of the optimiser,
+  so data synthesis overlaps the network's compute on a two-core machine.
+
+SHM recipe (method.md §6, with the port decisions documented in docs/models.md):
+
+* Active set = the **inference band** ``dilate_k(0.01 < α↑ < 0.99)`` of the upsampled degraded prior at crop
+  resolution (k = 15, as the engine), not the official training mask (which by a comparison bug is
+  unknown ∪ foreground of the *ground truth*): the network is trained on exactly the sites it refines.
+* Losses: Charbonnier on the active sites of each output (side outputs at strides 4, 2, 1 against the GT
+  area-resized to their grid, at their own active sites; weights 0.1, 0.1, 0.1, 1.0) + Laplacian-pyramid L1 of
+  the inference blend inside the band + optionally a gradient L1 (``grad_weight``).
+* Adam, linear warm-up then cosine decay to ``min_lr_ratio·lr``.
+* Low-resolution inputs as at inference: the crop's plate and degraded matte area-downsampled by a factor drawn
+  per batch from ``lr_factors`` (a 2K–6K plate going to the prior's 512 px short side is ×2–×8); ``α↑`` is
+  the bilinear upsampling of that low-res prior (what the engine's band and features see).
+
+LPN recipe: 512 px synthetic composites (``crop``), alpha L1 + Laplacian-pyramid L1 on the whole image, Adam.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sparsemat.errors import SettingsError
+from sparsemat.train import losses
+
+BAND_LOW = 0.01
+BAND_HIGH = 0.99
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run (saved in each checkpoint and in ``OUT/config.json``).
+
+    Attributes:
+        model: ``"shm"`` or ``"lpn"``.
+        config: SHM variant name (``lite``/``paper``); ignored for the LPN.
+        steps: optimiser steps in total (a resumed run stops at the same total).
+        batch: crops per step.
+        crop: crop side in px (SHM: full-resolution crop; LPN: composite side, a multiple of 32).
+        lr: peak learning rate; warmup: linear warm-up steps; min_lr_ratio: floor of the cosine decay.
+        weight_decay: Adam weight decay.
+        seed: seed of initialisation and of every batch.
+        out: run folder.
+        ckpt_every, val_every, log_every: intervals in steps.
+        val_size: validation crops (drawn from ``seed + VAL_SEED_OFFSET``, never a training seed).
+        lr_factors: plate → prior-resolution factors drawn per batch (SHM).
+        kinds: prior degradations (:data:`sparsemat.train.synth.PRIOR_KINDS` subset; empty = all).
+        kernel: band dilation (px, odd), as the engine's ``kernel_size``.
+        side_weights: weights of ``p4x, p2x, p1x`` and the final alpha.
+        lap_weight, grad_weight: weights of the Laplacian and gradient terms.
+        data: ``synthetic`` | ``aim:FG,ALPHA,BG`` | ``vm240k:ROOT`` (see :mod:`sparsemat.train.datasets`).
+        photos: folder of photographs for synthetic backgrounds/textures (None: the shared folder if present;
+            ``none``: generated textures only).
+        exclude_photos: photo file names left out of training (held out for the real-photo check).
+        threads: torch threads of the optimiser process.
+        workers: batch-generation processes (0: generate in-process).
+        resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
+    """
+
+    model: str = "shm"
+    config: str = "lite"
+    steps: int = 3000
+    batch: int = 6
+    crop: int = 256
+    lr: float = 1.5e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.02
+    weight_decay: float = 0.0
+    seed: int = 0
+    out: str = "runs/shm_lite"
+    ckpt_every: int = 100
+    val_every: int = 250
+    log_every: int = 10
+    val_size: int = 16
+    lr_factors: tuple[int, ...] = (2, 4, 8)
+    kinds: tuple[str, ...] = ()
+    kernel: int = 15
+    side_weights: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 1.0)
+    lap_weight: float = 1.0
+    grad_weight: float = 0.0
+    data: str = "synthetic"
+    photos: str | None = None
+    exclude_photos: tuple[str, ...] = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
+    threads: int = 1
+    workers: int = 1
+    resume: bool | str = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+VAL_SEED_OFFSET = 1_000_003
+"""Validation crops come from ``seed + VAL_SEED_OFFSET`` (batch seeds are ``[seed, step]``: never equal)."""
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def band_mask(prior_hr: Tensor, kernel: int) -> Tensor:
+    """Inference band of a prior: ``dilate_k(0.01 < α↑ < 0.99)``.
+
+    Args:
+        prior_hr: ``[B, 1, H, W]`` float32 upsampled prior in [0, 1].
+        kernel: odd square dilation width in px.
+
+    Returns:
+        ``[B, 1, H, W]`` float32 in {0, 1}.
+    """
+    band = ((prior_hr > BAND_LOW) & (prior_hr < BAND_HIGH)).float()
+    if kernel > 1:
+        band = F.max_pool2d(band, kernel, 1, kernel // 2)
+    return band
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up to ``cfg.lr``, then cosine to ``min_lr_ratio·lr``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / max(1, cfg.warmup)
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = min(max(t, 0.0), 1.0)
+    lo = cfg.lr * cfg.min_lr_ratio
+    return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of one training step (depends on ``seed`` and ``step`` only)."""
+    return np.random.default_rng([int(seed), int(step)])
+
+
+# --------------------------------------------------------------------------------------- batch generation
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data: str, photos: str | None, exclude: tuple[str, ...]) -> None:
+    torch.set_num_threads(1)
+    from sparsemat.train.datasets import make_source
+
+    _WORKER["source"] = make_source(data, photos, exclude)
+
+
+def _source() -> Any:
+    return _WORKER["source"]
+
+
+def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Worker entry: the numpy batch of ``step`` (``kind`` ``shm`` or ``lpn``)."""
+    rng = step_rng(seed, step)
+    src = _source()
+    kinds = tuple(cfg_items["kinds"]) or None
+    if kind == "lpn":
+        return src.lpn_batch(rng, cfg_items["batch"], cfg_items["crop"], kinds)
+    f = int(rng.choice(cfg_items["lr_factors"]))
+    return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds)
+
+
+class BatchStream:
+    """Batches by step, generated ``ahead`` steps in advance in worker processes (or in-process).
+
+    Args:
+        kind: ``shm`` or ``lpn``.
+        cfg: the run's config (data source, batch, crop, factors, kinds, seed, workers).
+    """
+
+    def __init__(self, kind: str, cfg: TrainConfig, ahead: int = 2) -> None:
+        self.kind = kind
+        self.cfg = cfg
+        self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds)}
+        self.ahead = ahead
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: dict[int, Future[dict[str, np.ndarray]]] = {}
+        if cfg.workers > 0:
+            self.pool = ProcessPoolExecutor(
+                max_workers=cfg.workers,
+                mp_context=get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(cfg.data, cfg.photos, tuple(cfg.exclude_photos)),
+            )
+        else:
+            _init_worker(cfg.data, cfg.photos, tuple(cfg.exclude_photos))
+            torch.set_num_threads(cfg.threads)
+
+    def get(self, step: int, last: int) -> dict[str, Tensor]:
+        """The batch of ``step`` as float32 tensors; schedules steps up to ``min(step + ahead, last)``."""
+        if self.pool is None:
+            arrays = _make_batch(self.kind, self.cfg.seed, step, self.items)
+        else:
+            for s in range(step, min(step + self.ahead + 1, last)):
+                if s not in self.pending:
+                    self.pending[s] = self.pool.submit(_make_batch, self.kind, self.cfg.seed, s, self.items)
+            arrays = self.pending.pop(step).result()
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self.pool is not None:
+            for fut in self.pending.values():
+                fut.cancel()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+# ------------------------------------------------------------------------------------------------- tasks
+class Task(Protocol):
+    """What the loop needs from one kind of network."""
+
+    kind: str
+
+    def build(self) -> nn.Module:
+        """A freshly initialised network (under the run's seed)."""
+        ...
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """``(total loss, {term: value})`` of one batch."""
+        ...
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics (``mad_unk``, ``grad_unk``, baselines) of the model in eval mode."""
+        ...
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        """The deployable checkpoint entries (``config``, ``state_dict``)."""
+        ...
+
+
+def _unknown_metrics(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    from sparsemat.evaluation.metrics import grad, mad, unknown_mask
+
+    unk = unknown_mask(gt)
+    return mad(pred, gt, unk), grad(pred, gt, unk)
+
+
+class ShmTask:
+    """SHM training (see the module docstring)."""
+
+    kind = "shm"
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        from sparsemat.builders import SHM_CONFIGS
+
+        if cfg.config not in SHM_CONFIGS:
+            raise SettingsError("--config", cfg.config, f"choose one of {', '.join(SHM_CONFIGS)}")
+        if cfg.crop % 8 or cfg.crop % max(cfg.lr_factors):
+            raise SettingsError("--crop", cfg.crop, f"must be a multiple of 8 and of every LR factor {cfg.lr_factors}")
+        self.cfg = cfg
+        self.backend = __import__("sparsemat.sparse", fromlist=["get_backend"]).get_backend("dense", "cpu")
+        self._val: list[dict[str, Tensor]] | None = None
+
+    def build(self) -> nn.Module:
+        """A new SHM of the configured widths."""
+        from sparsemat.builders import SHM_CONFIGS
+        from sparsemat.models.shm import SHM
+
+        return SHM(SHM_CONFIGS[self.cfg.config])
+
+    def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor]:
+        """Run the SHM on the band of ``batch``; returns ``(SHMOutput on the dense backend, band [B,1,H,W])``."""
+        prior = batch["prior_hr"]
+        band = band_mask(prior, self.cfg.kernel)
+        feats = torch.cat([batch["rgb"], prior], 1).mul(2.0).sub(1.0)
+        coords = torch.nonzero(band[:, 0] > 0)
+        f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
+        b, _, h, w = prior.shape
+        x = self.backend.from_coords(coords, f, (h, w), b)
+        return model(x, batch["lr_rgb"], batch["lr_prior"]), band
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band."""
+        out, band = self.forward(model, batch)
+        gt = batch["alpha"]
+        terms: dict[str, float] = {}
+        total = gt.new_zeros(())
+        maps = [*out.side, out.alpha]
+        names = ("p4", "p2", "p1", "alpha")
+        for name, m, wgt in zip(names, maps, self.cfg.side_weights, strict=True):
+            mask = m.sites
+            g = losses.resize_to(gt, tuple(m.features.shape[-2:]))
+            term = losses.charbonnier(m.features, g, mask)
+            terms[name] = float(term.detach())
+            total = total + wgt * term
+        prior = batch["prior_hr"]
+        blend = band * out.alpha.features + (1.0 - band) * prior
+        target = band * gt + (1.0 - band) * prior
+        if self.cfg.lap_weight > 0:
+            lap = losses.laplacian_loss(blend, target, band)
+            terms["lap"] = float(lap.detach())
+            total = total + self.cfg.lap_weight * lap
+        if self.cfg.grad_weight > 0:
+            gl = losses.gradient_loss(blend, target, band)
+            terms["grad"] = float(gl.detach())
+            total = total + self.cfg.grad_weight * gl
+        return total, terms
+
+    def val_set(self) -> list[dict[str, Tensor]]:
+        """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
+        cycling over the configured ones (built once)."""
+        if self._val is None:
+            from sparsemat.train.synth import PRIOR_KINDS
+
+            src = _source() if "source" in _WORKER else None
+            if src is None:
+                from sparsemat.train.datasets import make_source
+
+                src = make_source(self.cfg.data, self.cfg.photos, tuple(self.cfg.exclude_photos))
+            rng = np.random.default_rng(self.cfg.seed + VAL_SEED_OFFSET)
+            kinds = self.cfg.kinds or PRIOR_KINDS
+            vb = max(1, min(4, self.cfg.val_size))
+            batches: list[dict[str, Tensor]] = []
+            for i in range(0, self.cfg.val_size, vb):
+                f = self.cfg.lr_factors[(i // vb) % len(self.cfg.lr_factors)]
+                kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
+                arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True)
+                batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
+            self._val = batches
+        return self._val
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Unknown-region MAD/Grad of the blend (band: SHM, elsewhere α↑) and of α↑ alone, averaged."""
+        was = model.training
+        model.eval()
+        rows: list[tuple[float, float, float, float]] = []
+        for batch in self.val_set():
+            out, band = self.forward(model, batch)
+            prior = batch["prior_hr"]
+            blend = (band * out.alpha.features + (1.0 - band) * prior).numpy()
+            for i in range(blend.shape[0]):
+                gt = batch["alpha"][i, 0].numpy()
+                m, g = _unknown_metrics(blend[i, 0], gt)
+                pm, pg = _unknown_metrics(prior[i, 0].numpy(), gt)
+                rows.append((m, g, pm, pg))
+        model.train(was)
+        a = np.asarray(rows)
+        return {
+            "mad_unk": float(a[:, 0].mean()),
+            "grad_unk": float(a[:, 1].mean()),
+            "prior_mad_unk": float(a[:, 2].mean()),
+            "prior_grad_unk": float(a[:, 3].mean()),
+        }
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        """``{"config": name, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`)."""
+        return {"config": self.cfg.config, "state_dict": model.state_dict()}
+
+
+class LpnTask:
+    """LPN training on whole synthetic composites of ``crop²`` px (alpha L1 + Laplacian L1)."""
+
+    kind = "lpn"
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        if cfg.crop % 32:
+            raise SettingsError("--crop", cfg.crop, "must be a multiple of 32 for the LPN")
+        self.cfg = cfg
+        self._val: list[dict[str, Tensor]] | None = None
+
+    def build(self) -> nn.Module:
+        """A new LPN (official widths)."""
+        from sparsemat.models.lpn import LPN
+
+        return LPN()
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """L1 + Laplacian-pyramid L1 of the predicted alpha over the whole image."""
+        pred, _ = model(batch["rgb"] * 2.0 - 1.0)
+        gt = batch["alpha"]
+        l1 = (pred - gt).abs().mean()
+        ones = torch.ones_like(gt)
+        lap = losses.laplacian_loss(pred, gt, ones) if self.cfg.lap_weight > 0 else gt.new_zeros(())
+        total = l1 + self.cfg.lap_weight * lap
+        return total, {"l1": float(l1.detach()), "lap": float(lap.detach())}
+
+    def val_set(self) -> list[dict[str, Tensor]]:
+        """Fixed validation composites from ``seed + VAL_SEED_OFFSET``."""
+        if self._val is None:
+            from sparsemat.train.datasets import make_source
+
+            src = make_source(self.cfg.data, self.cfg.photos, tuple(self.cfg.exclude_photos))
+            rng = np.random.default_rng(self.cfg.seed + VAL_SEED_OFFSET)
+            vb = max(1, min(4, self.cfg.val_size))
+            self._val = [
+                {k: torch.from_numpy(v) for k, v in src.lpn_batch(rng, vb, self.cfg.crop, None).items()}
+                for _ in range(0, self.cfg.val_size, vb)
+            ]
+        return self._val
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Whole-image and unknown-region MAD/Grad of the predicted alpha."""
+        from sparsemat.evaluation.metrics import mad
+
+        was = model.training
+        model.eval()
+        rows: list[tuple[float, float, float]] = []
+        for batch in self.val_set():
+            pred, _ = model(batch["rgb"] * 2.0 - 1.0)
+            for i in range(pred.shape[0]):
+                gt = batch["alpha"][i, 0].numpy()
+                p = pred[i, 0].numpy()
+                m, g = _unknown_metrics(p, gt)
+                rows.append((m, g, mad(p, gt)))
+        model.train(was)
+        a = np.asarray(rows)
+        return {"mad_unk": float(a[:, 0].mean()), "grad_unk": float(a[:, 1].mean()), "mad": float(a[:, 2].mean())}
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        """``{"config": "lpn", "state_dict": ...}`` (loadable by :func:`sparsemat.priors.lpn_prior.load_lpn_weights`)."""
+        return {"config": "lpn", "state_dict": model.state_dict()}
+
+
+def make_task(cfg: TrainConfig) -> ShmTask | LpnTask:
+    """The task of ``cfg.model``."""
+    if cfg.model == "shm":
+        return ShmTask(cfg)
+    if cfg.model == "lpn":
+        return LpnTask(cfg)
+    raise SettingsError("model", cfg.model, "choose shm or lpn")
+
+
+# ----------------------------------------------------------------------------------------------- progress
+class Progress:
+    """A one-line progress bar on a TTY, plain log lines every ``every`` steps otherwise."""
+
+    def __init__(self, total: int, every: int, stream: Any = None, quiet: bool = False) -> None:
+        self.total = total
+        self.every = max(1, every)
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.quiet = quiet
+        self.t0 = time.time()
+        self.first: int | None = None
+
+    def update(self, step: int, text: str) -> None:
+        """Report that step ``step`` (1-based count of finished steps) is done."""
+        if self.quiet:
+            return
+        if self.first is None:
+            self.first = step - 1
+        done = step - self.first
+        el = time.time() - self.t0
+        rate = el / max(done, 1)
+        eta = rate * (self.total - step)
+        if self.tty:
+            n = int(30 * step / max(self.total, 1))
+            bar = "#" * n + "-" * (30 - n)
+            self.stream.write(f"\r[{bar}] {step}/{self.total} {rate:.2f}s/it eta {eta / 60:.1f}m {text}   ")
+            self.stream.flush()
+        elif step % self.every == 0 or step == self.total:
+            self.stream.write(f"step {step}/{self.total} {rate:.2f}s/it eta {eta / 60:.1f}m {text}\n")
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        """Print a full line (ends the bar's line on a TTY)."""
+        if self.quiet:
+            return
+        self.stream.write(("\n" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------------------------- the loop
+def _load_resume(cfg: TrainConfig) -> dict[str, Any] | None:
+    if not cfg.resume:
+        return None
+    path = Path(cfg.out) / "last.pt" if cfg.resume is True else Path(str(cfg.resume))
+    if not path.is_file():
+        raise SettingsError("--resume", str(path), "the checkpoint does not exist")
+    return dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _save(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) a training run.
+
+    Args:
+        cfg: the run's knobs.
+        quiet: no progress output.
+        on_step: optional callback ``(step, terms)`` after every optimiser step (tests).
+
+    Returns:
+        ``{"step": last step, "history": [per-validation dicts], "losses": [per-step total loss],
+        "best": best validation MAD, "out": run folder}``.
+    """
+    torch.set_num_threads(max(1, cfg.threads))
+    task = make_task(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = task.build()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    history: list[dict[str, Any]] = []
+    step_losses: list[float] = []
+    best = float("inf")
+    state = _load_resume(cfg)
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        history = list(state.get("history", []))
+        step_losses = [float(v) for v in state.get("losses", [])]
+        best = float(state.get("best", float("inf")))
+        torch.set_rng_state(state["torch_rng"])
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+    prog = Progress(cfg.steps, cfg.log_every, quiet=quiet)
+    log_path = out / "log.jsonl"
+
+    def checkpoint(step: int) -> None:
+        _save(out / "last.pt", {
+            **task.export(model), "optimizer": opt.state_dict(), "step": step, "history": history,
+            "losses": step_losses, "best": best, "torch_rng": torch.get_rng_state(), "train_config": asdict(cfg),
+        })
+
+    def validate(step: int, t_train: float) -> None:
+        nonlocal best
+        t = time.time()
+        metrics = task.validate(model)
+        recent = step_losses[-cfg.log_every * 5:]
+        row = {"step": step, "time_s": round(t_train, 1), "loss": float(np.mean(recent)) if recent else None,
+               "lr": lr_at(max(step - 1, 0), cfg), **{k: round(v, 4) for k, v in metrics.items()},
+               "val_s": round(time.time() - t, 1)}
+        history.append(row)
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        base = f" (prior {metrics['prior_mad_unk']:.2f} / {metrics['prior_grad_unk']:.2f})" if "prior_mad_unk" in metrics else ""
+        prog.message(f"val @ {step}: MAD_unk {metrics['mad_unk']:.2f}  Grad_unk {metrics['grad_unk']:.2f}{base}")
+        if metrics["mad_unk"] < best:
+            best = metrics["mad_unk"]
+            _save(out / "best.pt", {**task.export(model), "step": step, "metrics": metrics})
+
+    stream = BatchStream(task.kind, cfg)
+    t_train = float(history[-1]["time_s"]) if history else 0.0
+    try:
+        if start == 0 and cfg.val_every > 0:
+            validate(0, 0.0)
+        for step in range(start, cfg.steps):
+            t = time.time()
+            batch = stream.get(step, cfg.steps)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            loss, terms = task.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            val = float(loss.detach())
+            step_losses.append(val)
+            t_train += time.time() - t
+            done = step + 1
+            recent = step_losses[-cfg.log_every:]
+            prog.update(done, f"loss {np.mean(recent):.4f} lr {lr_at(step, cfg):.2e}")
+            if on_step is not None:
+                on_step(done, terms)
+            if cfg.val_every > 0 and (done % cfg.val_every == 0 or done == cfg.steps):
+                validate(done, t_train)
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                checkpoint(done)
+    finally:
+        stream.close()
+    return {"step": cfg.steps, "history": history, "losses": step_losses, "best": best, "out": str(out)}
+
+
+def iter_history(out: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of ``OUT/log.jsonl`` (validation reports)."""
+    p = Path(out) / "log.jsonl"
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+def export_weights(ckpt: str | Path, dest: str | Path, half: bool = False) -> Path:
+    """Strip a training checkpoint to ``{"config", "state_dict"}`` (optionally float16 weights) at ``dest``."""
+    state = torch.load(Path(ckpt), map_location="cpu", weights_only=True)
+    sd = state["state_dict"]
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    obj: dict[str, Any] = {"config": state.get("config", "lite"), "state_dict": sd}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, dest)
+    return dest
