@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,15 @@ def _plate(frame: int, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_plate(path: str, rgb: np.ndarray, window: object = None) -> None:
     write_frame(path, {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}, window=window)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny frames: one torch thread is faster, above all on a loaded machine (no OpenMP spinning)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -255,7 +265,8 @@ def test_killed_render_leaves_no_final_file_and_resume_redoes_it(seq: Fixture, t
     out_dir = tmp_path / "out"
     argv = ["-q", "render", seq.plate, "-o", str(out_dir / "o.####.exr"), "--prior", seq.matte, "--frames", "1-4",
             "--prior-size", "128", "--model", seq.model, "--progress", "json"]
-    proc = subprocess.run([sys.executable, "-c", _KILLER, *argv], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _KILLER, *argv], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == -9, proc.stderr  # killed by SIGKILL mid-frame
     names = sorted(os.listdir(out_dir))
     assert "o.0003.exr" not in names and "o.0004.exr" not in names
@@ -378,3 +389,27 @@ def test_progress_json_lines(seq: Fixture, tmp_path: Path, capsys: pytest.Captur
         assert 0.0 < float(record["active_share"]) <= 1.0 and float(record["seconds"]) > 0
         assert record["cascade_scales"] == [1.0] and isinstance(record["warnings"], list)
     assert "prior = input" in err
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_write_failure_named(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch, stop: bool) -> None:
+    """A frame whose file cannot be written (disk full…) fails by name; --stop-on-error stops there."""
+    import sparsemat.io
+    from sparsemat.errors import OutputError
+
+    real = sparsemat.io.write_frame
+
+    def flaky(path: str, *a: object, **k: object) -> str:
+        if path.endswith("o.0002.exr"):
+            raise OutputError(f"Cannot write {path}: No space left on device.")
+        return real(path, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sparsemat.io, "write_frame", flaky)
+    flags = ("--stop-on-error",) if stop else ()
+    status, out, err = _render(capsys, seq, "--frames", "1-3", *flags, output=str(tmp_path / "o.####.exr"))
+    assert status == 1
+    assert "frame 2: Cannot write" in err and "No space left" in err
+    expected = [(1, "done"), (2, "failed")] + ([] if stop else [(3, "done")])
+    assert [(r["frame"], r["status"]) for r in _records(out)] == expected
+    assert sorted(n for n in os.listdir(tmp_path)) == (["o.0001.exr"] if stop else ["o.0001.exr", "o.0003.exr"])

@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -216,6 +217,24 @@ def _check_output_folder(path: str) -> None:
         raise OutputError(f"The output folder {folder} is not writable. Check permissions or pick another folder.")
 
 
+@dataclass
+class _PendingWrite:
+    """A frame whose file is being written in the background."""
+
+    frame: int | None
+    label: str
+    t0: float
+    future: Future[float]
+    record: dict[str, Any]
+
+
+def _write(write_frame: Callable[..., str], path: str, channels: dict[str, np.ndarray], window: Any, half: bool,
+           metadata: dict[str, str | int | float]) -> float:
+    """Write one frame (atomic); return ``time.perf_counter()`` when the file is complete."""
+    write_frame(path, channels, window=window, half=half, metadata=metadata)
+    return time.perf_counter()
+
+
 def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         cancel: Callable[[], bool] | None = None) -> int:
     """Render; returns the exit status. ``cancel`` (UI/hosts) is polled between frames."""
@@ -255,45 +274,78 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     failures: list[tuple[int | None, str]] = []
     announced_prior = False
 
-    for frame in frames:
-        if cancel is not None and cancel():
-            progress.note("sparsemat render: cancelled; frames already written are complete.")
-            return 1
-        label = "the image" if frame is None else f"frame {frame}"
-        out_path = args.output if frame is None or not has_frame_token(args.output) else frame_path(args.output, frame)
-        if args.resume and is_complete(out_path):
-            progress.frame({"frame": frame, "status": "skipped", "path": out_path})
-            continue
-        t0 = time.perf_counter()
+    def fail(frame: int | None, label: str, exc: SparseMatError) -> None:
+        failures.append((frame, str(exc)))
+        progress.frame({"frame": frame, "status": "failed", "message": str(exc)})
+        if progress.mode != "json":
+            progress.note(f"sparsemat render: {label} failed: {exc}")
+
+    # One background writer: frame N is compressed and written (atomically) while frame N+1 is
+    # computed, so EXR encoding overlaps the engine (OpenImageIO releases the GIL). A frame is
+    # reported "done" only once its file is complete; reports stay in frame order.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparsemat-write")
+    pending: _PendingWrite | None = None
+
+    def finish() -> bool:
+        """Wait for the write in flight and report it; False when it failed."""
+        nonlocal pending
+        if pending is None:
+            return True
+        job, pending = pending, None
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = session.render(frame if frame is not None else 0, source) if frame is not None \
-                    else session.process(0, source(0))
-                plate = source.last_plate
-                write_frame(
-                    out_path, output_channels(plate, result, out_settings), window=plate.window, half=args.half,
-                    metadata=frame_metadata(settings, result, frame),
-                )
+            ended = job.future.result()
         except SparseMatError as exc:
-            failures.append((frame, str(exc)))
-            progress.frame({"frame": frame, "status": "failed", "message": str(exc)})
-            if progress.mode != "json":
-                progress.note(f"sparsemat render: {label} failed: {exc}")
-            if args.stop_on_error:
-                break
-            continue
-        notes = sorted({str(w.message) for w in caught})
-        for note in notes:
-            progress.note(f"warning: {label}: {note}")
-        if not announced_prior and not getattr(args, "quiet", False):
-            progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
-            announced_prior = True
-        progress.frame({
-            "frame": frame, "status": "done", "path": out_path,
-            "active_share": round(result.stats.active_share, 6), "seconds": round(time.perf_counter() - t0, 3),
-            "cascade_scales": result.stats.cascade_scales, "prior": result.stats.prior_name, "warnings": notes,
-        })
+            fail(job.frame, job.label, exc)
+            return False
+        progress.frame({**job.record, "seconds": round(ended - job.t0, 3)})
+        return True
+
+    try:
+        for frame in frames:
+            if cancel is not None and cancel():
+                finish()
+                progress.note("sparsemat render: cancelled; frames already written are complete.")
+                return 1
+            label = "the image" if frame is None else f"frame {frame}"
+            out_path = args.output if frame is None or not has_frame_token(args.output) \
+                else frame_path(args.output, frame)
+            if args.resume and is_complete(out_path):
+                finish()
+                progress.frame({"frame": frame, "status": "skipped", "path": out_path})
+                continue
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    result = session.render(frame if frame is not None else 0, source) if frame is not None \
+                        else session.process(0, source(0))
+                    plate = source.last_plate
+                    channels = output_channels(plate, result, out_settings)
+                    metadata = frame_metadata(settings, result, frame)
+            except SparseMatError as exc:
+                if not finish() and args.stop_on_error:
+                    break  # the previous frame failed to write: that is the first bad frame
+                fail(frame, label, exc)
+                if args.stop_on_error:
+                    break
+                continue
+            if not finish() and args.stop_on_error:
+                break  # the previous frame failed to write: stop before writing this one
+            notes = sorted({str(w.message) for w in caught})
+            for note in notes:
+                progress.note(f"warning: {label}: {note}")
+            if not announced_prior and not getattr(args, "quiet", False):
+                progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
+                announced_prior = True
+            future = writer.submit(_write, write_frame, out_path, channels, plate.window, args.half, metadata)
+            pending = _PendingWrite(frame, label, t0, future, {
+                "frame": frame, "status": "done", "path": out_path,
+                "active_share": round(result.stats.active_share, 6), "seconds": 0.0,
+                "cascade_scales": result.stats.cascade_scales, "prior": result.stats.prior_name, "warnings": notes,
+            })
+        finish()
+    finally:
+        writer.shutdown(wait=True)  # an interrupted render still completes the file in flight
 
     if failures:
         lines = "\n".join(f"  {('frame ' + str(f)) if f is not None else args.input}: {msg}" for f, msg in failures)
