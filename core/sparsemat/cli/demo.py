@@ -81,7 +81,8 @@ def _background(seed: int) -> tuple[list[np.ndarray] | None, str]:
         inp.close()
     px = px[..., None] if px.ndim == 2 else px
     px = np.repeat(px[..., :1], 3, axis=2) if px.shape[2] < 3 else px[..., :3]
-    return [np.clip(px, 0.0, 1.0)], f"photograph {path.name} ({px.shape[1]}x{px.shape[0]})"
+    return [np.clip(px, 0.0, 1.0)], (f"photograph {path.name} ({px.shape[1]}x{px.shape[0]}), cropped, rescaled and "
+                                     "sometimes defocused by the generator (1 in 10 shots draws a generated texture)")
 
 
 def rough_prior(alpha: np.ndarray) -> np.ndarray:
