@@ -52,10 +52,13 @@ def _config_from(obj: Any) -> SHMConfig:
     )
 
 
-def load_checkpoint(path: str | Path) -> tuple[SHMConfig, dict[str, torch.Tensor]]:
+def load_checkpoint(
+    path: str | Path, flags: dict[str, Any] | None = None
+) -> tuple[SHMConfig, dict[str, torch.Tensor]]:
     """Read an SHM checkpoint: ``{"config": name | dict, "state_dict": ...}`` or a bare state dict.
 
-    A bare state dict is matched against the registered variants by shapes.
+    A bare state dict is matched against the registered variants by shapes. ``flags``, when given, receives
+    the checkpoint's ``lpn_ctx`` entry (True for converted official SHMs that need the LPN's context).
     """
     p = Path(path)
     try:
@@ -65,6 +68,8 @@ def load_checkpoint(path: str | Path) -> tuple[SHMConfig, dict[str, torch.Tensor
     except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad checkpoint for the user
         raise ModelError(f"SHM checkpoint '{p}' cannot be read: {exc}") from exc
     if isinstance(ckpt, dict) and "state_dict" in ckpt:
+        if flags is not None:
+            flags["lpn_ctx"] = bool(ckpt.get("lpn_ctx", False))
         state = ckpt["state_dict"]
         cfg = _config_from(ckpt.get("config", "paper"))
         return cfg, state
@@ -90,18 +95,19 @@ def build_shm(name_or_path: str | Path = "lite", device: torch.device | str = "c
         ModelError: unknown name, unreadable or mismatching checkpoint.
     """
     key = str(name_or_path)
+    flags: dict[str, Any] = {}
     if key in SHM_CONFIGS:
         cfg = SHM_CONFIGS[key]
         weight = shipped_weight_path(key)
         state: dict[str, torch.Tensor] | None = None
         if weight.is_file():
-            cfg, state = load_checkpoint(weight)
+            cfg, state = load_checkpoint(weight, flags)
         else:
             log.warning(
                 "No shipped weights for SHM '%s' (%s): the model is randomly initialised and untrained.", key, weight
             )
     elif Path(key).suffix in (".pt", ".pth", ".ckpt") or Path(key).exists():
-        cfg, state = load_checkpoint(key)
+        cfg, state = load_checkpoint(key, flags)
     else:
         raise ModelError(f"Unknown SHM model '{key}': use one of {', '.join(SHM_CONFIGS)} or a checkpoint path.")
     model = SHM(cfg)
@@ -110,4 +116,7 @@ def build_shm(name_or_path: str | Path = "lite", device: torch.device | str = "c
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ModelError(f"SHM checkpoint for '{key}' does not fit the {cfg} network: {exc}") from exc
+    # A converted official SHM was trained on the LPN's dec16x features: the engine passes the prior's
+    # ``last_ctx`` to refiners with this attribute set (Session._ctx).
+    model.uses_prior_context = bool(flags.get("lpn_ctx", False))  # type: ignore[assignment]
     return model.to(device).eval()

@@ -509,7 +509,15 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
         ``{"step": last step, "history": [per-validation dicts], "losses": [per-step total loss],
         "best": best validation MAD, "out": run folder}``.
     """
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
+    try:
+        return _train(cfg, quiet, on_step)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     task = make_task(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

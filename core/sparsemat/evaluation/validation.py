@@ -1,0 +1,243 @@
+"""The project's validation yardstick: does prior + SHM beat the prior and guided filtering at ≥ 2K?
+
+Protocol (fixed before any result was seen; see docs/models.md):
+
+* **Plates**: ``images`` synthetic composites of ``size`` (default 8 × 2560×1440) from
+  :func:`sparsemat.train.synth.make_sample`, image ``i`` drawn from ``default_rng([VALIDATION_SEED, i])``. Training
+  draws its batches from ``default_rng([seed, step])`` with small seeds and its validation crops from
+  ``seed + 1_000_003``; :data:`VALIDATION_SEED` is used nowhere else. Backgrounds/textures come from the shared
+  photo folder when present (as in training) without the photos held out for the real-photo check.
+* **Priors**: for each degradation kind, the ground truth is degraded at full resolution with
+  :func:`sparsemat.train.synth.degrade_prior` (``scale=1``: magnitudes in full-resolution pixels, as the training
+  crops see them) and resized (antialiased) to the prior network's resolution (short side 512, the engine's
+  ``prior_input_size``) — the low-res matte a prior network would hand over.
+* **Methods**: ``prior`` = bilinear upsampling of that matte (what the engine uses outside the band);
+  ``guided`` = fast guided-filter upsampling guided by the full-resolution plate
+  (:func:`sparsemat.evaluation.guided_filter.guided_upsample`, default radius/eps, not tuned); ``shm`` = the real
+  engine (:class:`sparsemat.engine.Session`, ``prior="input"``, the matte as the Matte input, default knobs)
+  with the SHM under test.
+* **Metrics**: :func:`sparsemat.evaluation.metrics.evaluate` (whole image and the GT unknown region, k = 15).
+* **Acceptance**: for every kind in :data:`ACCEPT_KINDS`: ``shm`` lowers unknown-region MAD and Grad by ≥ 25 %
+  against ``prior`` and is below ``guided`` on both. :data:`EXTRA_KINDS` are reported but not part of the target
+  (decided up front: holes larger than the band and ×16 priors lie outside what a band refiner can reach).
+
+Run: ``sparsemat eval --validation [--model lite|CKPT] [--out DIR]`` or ``python -m sparsemat.evaluation.validation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+VALIDATION_SEED = 271_828
+"""Seed of the validation plates (never used by training)."""
+
+ACCEPT_KINDS: tuple[str, ...] = ("down4", "down8", "blur", "dilate", "erode", "noise", "down8_blur", "combo")
+"""Degradations the acceptance target applies to."""
+
+EXTRA_KINDS: tuple[str, ...] = ("holes", "down16")
+"""Degradations reported without a target (see the module docstring)."""
+
+METHODS: tuple[str, ...] = ("prior", "guided", "shm")
+TARGET_REDUCTION = 0.25
+
+
+def lowres_matte(alpha: np.ndarray, prior_size: int = 512) -> np.ndarray:
+    """The matte at the prior network's input size (engine's ``prior_input_size``), antialiased bilinear.
+
+    Args:
+        alpha: ``[H, W]`` float32 in [0, 1].
+        prior_size: short side of the prior's input.
+
+    Returns:
+        ``[h, w]`` float32 in [0, 1].
+    """
+    from sparsemat.priors.base import prior_input_size
+
+    h, w = prior_input_size(alpha.shape[0], alpha.shape[1], prior_size)
+    t = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
+    if (h, w) == tuple(alpha.shape):
+        return t[0, 0].numpy().copy()
+    out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].clamp(0, 1).numpy()
+
+
+def validation_plates(images: int, size: tuple[int, int], photos: Sequence[np.ndarray] | None) -> list[Any]:
+    """The validation composites (:class:`sparsemat.train.synth.Sample`), ``[H, W]`` = ``size``."""
+    from sparsemat.train.synth import make_sample, torch_threads
+
+    with torch_threads(1):
+        return [make_sample(np.random.default_rng([VALIDATION_SEED, i]), size, photos) for i in range(images)]
+
+
+def degraded_matte(alpha: np.ndarray, image: int, kind: str, prior_size: int = 512) -> np.ndarray:
+    """Low-res prior matte of ``kind`` for plate ``image`` (seeded by ``[VALIDATION_SEED, image, kind index]``)."""
+    from sparsemat.train.synth import PRIOR_KINDS, degrade_prior
+
+    rng = np.random.default_rng([VALIDATION_SEED, image, 1 + PRIOR_KINDS.index(kind)])
+    return lowres_matte(degrade_prior(alpha, rng, kind, scale=1.0), prior_size)
+
+
+def run_methods(rgb: np.ndarray, matte: np.ndarray, session: Any) -> dict[str, np.ndarray]:
+    """The three methods' full-resolution alphas (``[H, W]`` float32) for one plate and low-res matte."""
+    from sparsemat.engine import FrameInput
+    from sparsemat.evaluation.guided_filter import bilinear_upsample, guided_upsample
+
+    size = (rgb.shape[0], rgb.shape[1])
+    session.reset()
+    res = session.process(0, FrameInput(rgb=rgb, matte=matte))
+    return {
+        "prior": np.clip(bilinear_upsample(matte, size), 0, 1),
+        "guided": guided_upsample(matte, rgb),
+        "shm": res.alpha,
+    }
+
+
+def validate(model: str | Any = "lite", images: int = 8, size: tuple[int, int] = (1440, 2560),
+             kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
+             photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the yardstick.
+
+    Args:
+        model: SHM name/checkpoint path for :func:`sparsemat.builders.build_shm`, or an SHM module.
+        images: plates; size: ``(H, W)``; kinds: degradations; metrics: per-frame metrics.
+        photos: backgrounds/textures (None: the shared photo folder without the held-out photos).
+        log: progress callback.
+
+    Returns:
+        ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
+        "verdict": {kind: {...}}, "accepted": bool, "setup": {...}}``.
+    """
+    from sparsemat.builders import build_shm
+    from sparsemat.engine import Session
+    from sparsemat.evaluation.metrics import evaluate
+    from sparsemat.settings import Settings
+    from sparsemat.train.datasets import training_photos
+    from sparsemat.train.trainer import TrainConfig
+
+    if photos is None:
+        photos = training_photos(None, TrainConfig().exclude_photos)
+    refiner = build_shm(model) if isinstance(model, (str, Path)) else model
+    session = Session(Settings(prior="input", temporal=False, device="cpu"), refiner=refiner)
+    t0 = time.time()
+    plates = validation_plates(images, size, photos or None)
+    rows: list[dict[str, Any]] = []
+    for i, smp in enumerate(plates):
+        for kind in kinds:
+            matte = degraded_matte(smp.alpha, i, kind)
+            outs = run_methods(smp.rgb, matte, session)
+            for method, pred in outs.items():
+                rows.append({"kind": kind, "image": i, "method": method, **evaluate(pred, smp.alpha, 15, metrics)})
+        if log:
+            log(f"validation: plate {i + 1}/{len(plates)} done ({time.time() - t0:.0f} s)")
+    summary, verdict = summarise(rows, kinds)
+    return {
+        "rows": rows, "summary": summary, "verdict": verdict,
+        "accepted": all(verdict[k]["pass"] for k in kinds if k in ACCEPT_KINDS),
+        "setup": {"images": images, "size": list(size), "seed": VALIDATION_SEED, "kinds": list(kinds),
+                  "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
+                  "seconds": round(time.time() - t0, 1)},
+    }
+
+
+def summarise(rows: Sequence[dict[str, Any]], kinds: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per kind × method means and the per-kind verdict (reductions vs ``prior``, wins vs ``guided``)."""
+    summary: list[dict[str, Any]] = []
+    verdict: dict[str, Any] = {}
+    keys = [k for k in rows[0] if k not in ("kind", "image", "method")] if rows else []
+    for kind in kinds:
+        means: dict[str, dict[str, float]] = {}
+        for method in METHODS:
+            sel = [r for r in rows if r["kind"] == kind and r["method"] == method]
+            if not sel:
+                continue
+            means[method] = {k: float(np.mean([r[k] for r in sel])) for k in keys}
+            summary.append({"kind": kind, "method": method, **means[method]})
+        if {"prior", "guided", "shm"} <= set(means):
+            p, g, s = means["prior"], means["guided"], means["shm"]
+            red_mad = 1.0 - s["mad_unk"] / max(p["mad_unk"], 1e-12)
+            red_grad = 1.0 - s["grad_unk"] / max(p["grad_unk"], 1e-12)
+            ok = (red_mad >= TARGET_REDUCTION and red_grad >= TARGET_REDUCTION
+                  and s["mad_unk"] < g["mad_unk"] and s["grad_unk"] < g["grad_unk"])
+            verdict[kind] = {"mad_reduction": red_mad, "grad_reduction": red_grad,
+                             "beats_guided_mad": s["mad_unk"] < g["mad_unk"],
+                             "beats_guided_grad": s["grad_unk"] < g["grad_unk"],
+                             "pass": bool(ok), "in_target": kind in ACCEPT_KINDS}
+    return summary, verdict
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """The per-kind table: unknown-region MAD and Grad of the three methods, reductions and the verdict."""
+    lines = ["| degradation | MAD prior | MAD guided | MAD prior+SHM | ΔMAD | Grad prior | Grad guided | "
+             "Grad prior+SHM | ΔGrad | target met |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    by = {(r["kind"], r["method"]): r for r in result["summary"]}
+    for kind, v in result["verdict"].items():
+        p, g, s = by[(kind, "prior")], by[(kind, "guided")], by[(kind, "shm")]
+        met = ("yes" if v["pass"] else "**no**") if v["in_target"] else ("(yes)" if v["pass"] else "(no)")
+        lines.append(
+            f"| {kind} | {p['mad_unk']:.2f} | {g['mad_unk']:.2f} | {s['mad_unk']:.2f} | {-100 * v['mad_reduction']:+.0f} % "
+            f"| {p['grad_unk']:.2f} | {g['grad_unk']:.2f} | {s['grad_unk']:.2f} | {-100 * v['grad_reduction']:+.0f} % | {met} |"
+        )
+    st = result["setup"]
+    lines.append("")
+    lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}; "
+                 "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
+                 "Kinds in parentheses are reported outside the target.")
+    lines.append(f"Overall: {'all target kinds met' if result['accepted'] else 'NOT all target kinds met'}.")
+    return "\n".join(lines)
+
+
+def _parse_size(text: str | None) -> tuple[int, int]:
+    if not text:
+        return (1440, 2560)
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit()):
+        from sparsemat.errors import SettingsError
+
+        raise SettingsError("--size", text, "use WxH, e.g. 2560x1440")
+    return int(h), int(w)
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """CLI body shared by ``sparsemat eval --validation`` and ``python -m``; 0 when the target is met, 1 if not."""
+    images = int(getattr(args, "images", None) or 8)
+    result = validate(getattr(args, "model", "lite"), images, _parse_size(getattr(args, "size", None)),
+                      log=lambda s: print(s, file=sys.stderr))
+    table = format_markdown(result)
+    out = getattr(args, "out", None)
+    if out:
+        d = Path(out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "results.json").write_text(json.dumps(result, indent=1, default=float))
+        (d / "results.md").write_text(table + "\n")
+    if getattr(args, "json", False):
+        print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1, default=float))
+    else:
+        print(table)
+    return 0 if result["accepted"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]``."""
+    p = argparse.ArgumentParser(description="SparseMat validation yardstick")
+    p.add_argument("--model", default="lite")
+    p.add_argument("--images", type=int, default=8)
+    p.add_argument("--size", default="2560x1440")
+    p.add_argument("--out", default=None)
+    p.add_argument("--json", action="store_true")
+    return main_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -1,0 +1,174 @@
+"""Trainer, losses and data layouts: a tiny SHM run learns, resume reproduces, user layouts load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+from sparsemat.builders import build_shm
+from sparsemat.cli.main import main as cli_main
+from sparsemat.errors import InputError, SettingsError
+from sparsemat.train import losses
+from sparsemat.train.datasets import AimSource, VideoMatteSource, make_source
+from sparsemat.train.trainer import TrainConfig, band_mask, lr_at, train
+
+
+def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        model="shm", config="lite", steps=30, batch=2, crop=64, lr=3e-3, warmup=3, seed=0, out=str(tmp_path / "run"),
+        ckpt_every=10, val_every=0, log_every=10, val_size=2, lr_factors=(2,), photos="none", workers=0, threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_band_matches_engine_band() -> None:
+    from sparsemat.engine.sparsity import spatial_band
+
+    prior = torch.rand(1, 1, 40, 50) ** 4
+    prior[prior < 0.3] = 0.0
+    ours = band_mask(prior, 15)[0, 0] > 0
+    assert torch.equal(ours, spatial_band(prior[0, 0], 15))
+
+
+def test_losses_zero_on_match_and_masked() -> None:
+    g = torch.rand(2, 1, 32, 32)
+    m = torch.zeros_like(g)
+    m[..., 8:24, 8:24] = 1
+    assert float(losses.charbonnier(g, g, m)) < 2e-3
+    assert float(losses.laplacian_loss(g, g, m)) == 0.0
+    p = g.clone()
+    p[..., :4, :4] += 0.5  # outside the mask: the Charbonnier ignores it
+    assert float(losses.charbonnier(p, g, m)) < 2e-3
+    assert float(losses.laplacian_loss(p, g, m)) > 0
+    assert float(losses.gradient_loss(p * m, g * m, m)) == 0.0
+
+
+def test_lr_schedule() -> None:
+    cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(99, cfg) == pytest.approx(1e-4, rel=0.05)
+    assert lr_at(50, cfg) < lr_at(20, cfg)
+
+
+def test_short_shm_run_lowers_loss_and_exports(tmp_path: Path) -> None:
+    res = train(_cfg(tmp_path, val_every=30), quiet=True)
+    losses_ = res["losses"]
+    assert len(losses_) == 30
+    assert np.mean(losses_[-5:]) < 0.8 * np.mean(losses_[:5]), losses_
+    hist = res["history"]
+    assert [h["step"] for h in hist] == [0, 30]
+    assert hist[-1]["mad_unk"] < hist[0]["mad_unk"]  # validation MAD falls (starts at sigmoid 0.5)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 2
+    shm = build_shm(tmp_path / "run" / "best.pt")  # deployable format
+    assert not shm.training
+
+
+def test_resume_continues_from_checkpoint_step(tmp_path: Path) -> None:
+    full = train(_cfg(tmp_path / "a", steps=8, ckpt_every=4), quiet=True)["losses"]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step: int, terms: dict[str, float]) -> None:
+        if step == 6:
+            raise Stop
+
+    cfg = _cfg(tmp_path / "b", steps=8, ckpt_every=4)
+    with pytest.raises(Stop):
+        train(cfg, quiet=True, on_step=stop_at)
+    assert torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)["step"] == 4
+    seen: list[int] = []
+    resumed = train(_cfg(tmp_path / "b", steps=8, ckpt_every=4, resume=True), quiet=True,
+                    on_step=lambda s, t: seen.append(s))
+    assert seen == [5, 6, 7, 8]  # continues at the checkpoint step, not from 0 nor from 6
+    assert len(resumed["losses"]) == 8
+    np.testing.assert_allclose(resumed["losses"], full, rtol=1e-4, atol=1e-5)  # same batches, same weights
+
+
+def test_resume_without_checkpoint_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError):
+        train(_cfg(tmp_path, resume=True), quiet=True)
+
+
+def test_lpn_trains_and_loads_in_prior(tmp_path: Path) -> None:
+    from sparsemat.priors.lpn_prior import LpnPrior
+
+    cfg = _cfg(tmp_path, model="lpn", steps=3, crop=64, batch=2, val_every=3, lr=1e-3, warmup=1)
+    res = train(cfg, quiet=True)
+    assert len(res["losses"]) == 3 and all(np.isfinite(res["losses"]))
+    assert "mad_unk" in res["history"][-1]
+    prior = LpnPrior(weights=tmp_path / "run" / "best.pt")
+    out = prior.predict(torch.rand(1, 3, 64, 96))
+    assert out.shape == (1, 1, 64, 96) and prior.last_ctx is not None
+
+
+def test_train_cli(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    rc = cli_main(["--quiet", "train", "shm", "--steps", "2", "--batch", "1", "--crop", "64", "--lr-factors", "2",
+                   "--photos", "none", "--workers", "0", "--val-every", "0", "--out", str(out),
+                   "--export", str(tmp_path / "w.pt")])
+    assert rc == 0
+    assert (out / "last.pt").is_file() and (tmp_path / "w.pt").is_file()
+    assert set(torch.load(tmp_path / "w.pt", weights_only=True)) == {"config", "state_dict"}
+    assert cli_main(["train", "shm", "--kinds", "nonsense", "--out", str(out)]) == 2
+
+
+# ------------------------------------------------------------------------------------------- data layouts
+def _write(path: Path, px: np.ndarray) -> None:
+    px = px if px.ndim == 3 else px[..., None]
+    spec = oiio.ImageSpec(px.shape[1], px.shape[0], px.shape[2], oiio.UINT8)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec)
+    assert out.write_image(np.ascontiguousarray(px, dtype=np.float32))
+    out.close()
+
+
+def _matte(h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip((20 - np.hypot(yy - h / 2, xx - w / 2)) / 4, 0, 1).astype(np.float32)
+
+
+def test_aim_layout_composites(tmp_path: Path) -> None:
+    for d in ("fg", "alpha", "bg"):
+        (tmp_path / d).mkdir()
+    for name in ("a", "b"):
+        _write(tmp_path / "fg" / f"{name}.png", np.full((60, 70, 3), (1.0, 0.0, 0.0), np.float32))
+        _write(tmp_path / "alpha" / f"{name}.png", _matte(60, 70))
+    _write(tmp_path / "bg" / "bg.png", np.full((90, 90, 3), (0.0, 0.0, 1.0), np.float32))
+    src = make_source(f"aim:{tmp_path / 'fg'},{tmp_path / 'alpha'},{tmp_path / 'bg'}")
+    assert isinstance(src, AimSource)
+    b = src.shm_batch(np.random.default_rng(0), 3, 32, 2, None)
+    assert b["rgb"].shape == (3, 3, 32, 32) and b["lr_prior"].shape == (3, 1, 16, 16)
+    # I = aF + (1-a)B with F pure red and B pure blue: red channel equals alpha
+    np.testing.assert_allclose(b["rgb"][:, 0], b["alpha"][:, 0], atol=2 / 255)
+    np.testing.assert_allclose(b["rgb"][:, 2], 1 - b["alpha"][:, 0], atol=2 / 255)
+    assert (b["alpha"] > 0.05).any() and (b["alpha"] < 0.95).any()
+    lp = src.lpn_batch(np.random.default_rng(0), 2, 64)
+    assert lp["rgb"].shape == (2, 3, 64, 64) and lp["alpha"].shape == (2, 1, 64, 64)
+    (tmp_path / "alpha" / "b.png").unlink()
+    with pytest.raises(InputError, match="b.png"):
+        make_source(f"aim:{tmp_path / 'fg'},{tmp_path / 'alpha'},{tmp_path / 'bg'}")
+
+
+def test_vm240k_layout(tmp_path: Path) -> None:
+    for clip in ("0000", "0001"):
+        (tmp_path / "fgr" / clip).mkdir(parents=True)
+        (tmp_path / "pha" / clip).mkdir(parents=True)
+        for f in range(2):
+            _write(tmp_path / "fgr" / clip / f"{f:05d}.png", np.full((50, 60, 3), 0.5, np.float32))
+            _write(tmp_path / "pha" / clip / f"{f:05d}.png", _matte(50, 60))
+    src = make_source(f"vm240k:{tmp_path}", photos="none")
+    assert isinstance(src, VideoMatteSource) and len(src.items) == 4
+    b = src.shm_batch(np.random.default_rng(1), 2, 48, 4, ["blur"], fixed_kinds=True)
+    assert b["rgb"].shape == (2, 3, 48, 48) and b["lr_rgb"].shape == (2, 3, 12, 12)
+    assert b["alpha"].max() > 0.9
+    with pytest.raises(InputError, match="fgr/ and pha/"):
+        make_source(f"vm240k:{tmp_path / 'fgr'}")
+    with pytest.raises(SettingsError):
+        make_source("bogus:x")
