@@ -145,7 +145,9 @@ def output_channels(plate: Any, result: Any, out: OutputSettings) -> dict[str, n
     if out.output_mode != "alpha":
         rgb = plate.source_rgb
         for i, name in enumerate("RGB"):
-            c = rgb[..., i].astype(np.float32)
+            # rgba: the plate's own values as stored (a half plate is written back half→half, bit-exact,
+            # without a float32 round trip); premult/tint compute in float32
+            c = rgb[..., i] if out.output_mode == "rgba" and out.overlay != "tint" else rgb[..., i].astype(np.float32)
             if out.output_mode == "premult":
                 c = c * alpha
             if out.overlay == "tint":
