@@ -312,10 +312,16 @@ def make_source(data: str, photos: str | None = None, exclude: Sequence[str] = (
         parts = [p for p in rest.split(",") if p]
         if len(parts) not in (2, 3):
             raise SettingsError("--data", data, "aim:FG_DIR,ALPHA_DIR[,BG_DIR] needs two or three comma-separated folders")
-        return AimSource(parts[0], parts[1], parts[2] if len(parts) == 3 else None, training_photos(photos, exclude))
-    if scheme == "vm240k":
+        bg = parts[2] if len(parts) == 3 else None
+        src: _CompositeSource = AimSource(parts[0], parts[1], bg)  # validates the layout before photos load
+    elif scheme == "vm240k":
         parts = [p for p in rest.split(",") if p]
         if len(parts) not in (1, 2):
             raise SettingsError("--data", data, "vm240k:ROOT[,BG_DIR] needs the dataset root (and optionally backgrounds)")
-        return VideoMatteSource(parts[0], parts[1] if len(parts) == 2 else None, training_photos(photos, exclude))
-    raise SettingsError("--data", data, "use synthetic, aim:FG,ALPHA,BG or vm240k:ROOT[,BG]")
+        bg = parts[1] if len(parts) == 2 else None
+        src = VideoMatteSource(parts[0], bg)
+    else:
+        raise SettingsError("--data", data, "use synthetic, aim:FG,ALPHA,BG or vm240k:ROOT[,BG]")
+    if not bg:
+        src.photos = training_photos(photos, exclude) or None
+    return src

@@ -1,0 +1,96 @@
+"""``sparsemat eval``: hand-made mattes give hand-computed metrics; sequences add dtSSD; JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+from sparsemat.cli.main import main as cli_main
+from sparsemat.evaluation.validation import format_markdown, summarise
+
+
+def _write(path: Path, a: np.ndarray) -> None:
+    spec = oiio.ImageSpec(a.shape[1], a.shape[0], 1, oiio.FLOAT)
+    spec.channelnames = ("A",)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec)
+    assert out.write_image(np.ascontiguousarray(a[..., None], dtype=np.float32))
+    out.close()
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gt = np.zeros((10, 10), np.float32)
+    gt[:, 5:] = 1.0
+    pred = gt.copy()
+    pred[0:4, 4] = 0.5  # 4 px off by 0.5 inside the trimap's unknown band
+    pred[0:6, 0] = 0.25  # 6 px off by 0.25 outside it
+    tri = np.where(gt > 0.5, 1.0, 0.0).astype(np.float32)
+    tri[:, 4:6] = 0.5  # unknown: columns 4-5, 20 px
+    return pred, gt, tri
+
+
+def test_eval_image_hand_computed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred, gt, tri = _pair()
+    for name, a in (("p.exr", pred), ("g.exr", gt), ("t.exr", tri)):
+        _write(tmp_path / name, a)
+    rc = cli_main(["eval", str(tmp_path / "p.exr"), str(tmp_path / "g.exr"), "--trimap", str(tmp_path / "t.exr"), "--json"])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)["mean"]
+    assert m["mad"] == pytest.approx((4 * 0.5 + 6 * 0.25) / 100 * 1e3)  # 35
+    assert m["mad_unk"] == pytest.approx(4 * 0.5 / 20 * 1e3)  # 100
+    assert m["mse"] == pytest.approx((4 * 0.25 + 6 * 0.0625) / 100 * 1e3)
+    assert m["sad"] == pytest.approx((4 * 0.5 + 6 * 0.25) / 1e3)
+    assert m["sad_unk"] == pytest.approx(2.0 / 1e3)
+    assert m["grad"] > m["grad_unk"] > 0 and m["conn"] >= m["conn_unk"] >= 0
+    assert "dtssd" not in m
+    # the table form
+    assert cli_main(["eval", str(tmp_path / "p.exr"), str(tmp_path / "g.exr"), "--trimap", str(tmp_path / "t.exr")]) == 0
+    table = capsys.readouterr().out
+    assert "mad" in table and "100.0000" in table and "35.0000" in table
+    # identical mattes: every metric is 0
+    assert cli_main(["eval", str(tmp_path / "g.exr"), str(tmp_path / "g.exr"), "--json"]) == 0
+    assert all(v == 0 for v in json.loads(capsys.readouterr().out)["mean"].values())
+
+
+def test_eval_sequence_dtssd(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred, gt, _ = _pair()
+    for f in range(1, 4):
+        _write(tmp_path / f"g.{f:04d}.exr", gt)
+        _write(tmp_path / f"p.{f:04d}.exr", pred if f == 2 else gt)  # frame 2 flickers
+    rc = cli_main(["eval", str(tmp_path / "p.####.exr"), str(tmp_path / "g.####.exr"), "--json", "--metrics", "mad"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["frames"] == [1, 2, 3]
+    d = pred - gt
+    step = np.sqrt((d**2).sum() / d.size) * 1e2  # frames 2 and 3 each differ by ±d from their predecessor
+    assert res["mean"]["dtssd"] == pytest.approx((0 + step + step) / 3, rel=1e-5)
+    assert res["mean"]["mad"] == pytest.approx(35 / 3)
+    (tmp_path / "p.0003.exr").unlink()
+    assert cli_main(["eval", str(tmp_path / "p.####.exr"), str(tmp_path / "g.####.exr")]) == 1
+    assert "3" in capsys.readouterr().err
+
+
+def test_eval_errors(tmp_path: Path) -> None:
+    pred, gt, _ = _pair()
+    _write(tmp_path / "p.exr", pred)
+    _write(tmp_path / "g.exr", gt[:, :8])
+    assert cli_main(["eval", str(tmp_path / "p.exr"), str(tmp_path / "g.exr")]) == 1  # size mismatch
+    assert cli_main(["eval", str(tmp_path / "p.exr")]) == 2  # GT missing
+    assert cli_main(["eval", str(tmp_path / "p.exr"), str(tmp_path / "p.exr"), "--metrics", "foo"]) == 2
+
+
+def test_validation_verdict_logic() -> None:
+    rows = []
+    for kind, shm_mad in (("down4", 60.0), ("blur", 80.0)):
+        for method, mad, grad in (("prior", 100.0, 10.0), ("guided", 90.0, 9.0), ("shm", shm_mad, 5.0)):
+            rows.append({"kind": kind, "image": 0, "method": method, "mad_unk": mad, "grad_unk": grad})
+    summary, verdict = summarise(rows, ("down4", "blur"))
+    assert verdict["down4"]["pass"] and not verdict["blur"]["pass"]  # blur: only -20 % MAD
+    assert verdict["blur"]["mad_reduction"] == pytest.approx(0.2)
+    res = {"summary": summary, "verdict": verdict, "accepted": False,
+           "setup": {"images": 1, "size": [1440, 2560], "seed": 1, "model": "x"}}
+    md = format_markdown(res)
+    assert "| down4 | 100.00 | 90.00 | 60.00 | -40 % |" in md and "**no**" in md
