@@ -239,7 +239,12 @@ def _write(write_frame: Callable[..., str], path: str, channels: dict[str, np.nd
 
 def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         cancel: Callable[[], bool] | None = None) -> int:
-    """Render; returns the exit status. ``cancel`` (UI/hosts) is polled between frames."""
+    """Render; returns the exit status. ``cancel`` (UI/hosts) is polled between frames.
+
+    Frames are computed in order on the calling thread; each frame's file is written by one
+    background thread while the next frame is computed. Progress reports a frame as ``done`` only
+    once its file is complete, in frame order.
+    """
     from sparsemat.io import Sequence, has_frame_token, is_complete, write_frame
 
     try:
