@@ -84,6 +84,8 @@ class TrainConfig:
         threads: torch threads of the optimiser process.
         workers: batch-generation processes (0: generate in-process).
         resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
+        fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
+            an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
 
     model: str = "shm"
@@ -113,6 +115,7 @@ class TrainConfig:
     threads: int = 1
     workers: int = 1
     resume: bool | str = False
+    fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,6 +193,7 @@ class BatchStream:
         self.kind = kind
         self.cfg = cfg
         self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds)}
+        self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
         self.pool: ProcessPoolExecutor | None = None
         self.pending: dict[int, Future[dict[str, np.ndarray]]] = {}
@@ -206,13 +210,17 @@ class BatchStream:
 
     def get(self, step: int, last: int) -> dict[str, Tensor]:
         """The batch of ``step`` as float32 tensors; schedules steps up to ``min(step + ahead, last)``."""
+        if self.cycle:
+            step = step % self.cycle
+            last = min(last, self.cycle)
         if self.pool is None:
             arrays = _make_batch(self.kind, self.cfg.seed, step, self.items)
         else:
             for s in range(step, min(step + self.ahead + 1, last)):
                 if s not in self.pending:
                     self.pending[s] = self.pool.submit(_make_batch, self.kind, self.cfg.seed, s, self.items)
-            arrays = self.pending.pop(step).result()
+            fut = self.pending.pop(step) if not self.cycle else self.pending[step]
+            arrays = fut.result()
         return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
     def close(self) -> None:
@@ -528,6 +536,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     start = 0
     history: list[dict[str, Any]] = []
     step_losses: list[float] = []
+    recent_terms: list[dict[str, float]] = []
     best = float("inf")
     state = _load_resume(cfg)
     if state is not None:
@@ -553,8 +562,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
         t = time.time()
         metrics = task.validate(model)
         recent = step_losses[-cfg.log_every * 5:]
+        terms = {f"loss_{k}": round(float(np.mean([t[k] for t in recent_terms])), 5) for k in recent_terms[0]} if recent_terms else {}
         row = {"step": step, "time_s": round(t_train, 1), "loss": float(np.mean(recent)) if recent else None,
-               "lr": lr_at(max(step - 1, 0), cfg), **{k: round(v, 4) for k, v in metrics.items()},
+               "lr": lr_at(max(step - 1, 0), cfg), **terms, **{k: round(v, 4) for k, v in metrics.items()},
                "val_s": round(time.time() - t, 1)}
         history.append(row)
         with log_path.open("a") as fh:
@@ -581,6 +591,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             opt.step()
             val = float(loss.detach())
             step_losses.append(val)
+            recent_terms = [*recent_terms[-(cfg.log_every * 5 - 1):], terms]
             t_train += time.time() - t
             done = step + 1
             recent = step_losses[-cfg.log_every:]
