@@ -126,18 +126,25 @@ def temporal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in result["records"] if r["method"] == "temporal" and _ok(r)]
 
 
+def _later_gmacs(r: dict[str, Any]) -> float:
+    """SHM GMACs of the frames after the first (the frames where history can be used)."""
+    return float(sum(f["shm_gmacs"] for f in r["per_frame"][1:]))
+
+
 def temporal_table(result: dict[str, Any]) -> str:
     """Temporal on/off on the locked-off and moving sequences."""
     lines = ["| sequence | temporal | frames | mean active % | SHM GMACs (sequence) | SHM s (median/frame) | "
-             "SHM work vs off | dtSSD ×1e2 | MAD ×1e3 |", "|" + "---|" * 9]
+             "SHM work vs off (sequence) | vs off, frames with history | dtSSD ×1e2 | MAD ×1e3 |", "|" + "---|" * 10]
     rows = temporal_rows(result)
     for r in rows:
         off = next((x for x in rows if x.get("motion") == r.get("motion") and not x.get("temporal")), None)
         saving = f"{100 * (1 - _ratio(r['sequence_shm_gmacs'], off['sequence_shm_gmacs'])):+.1f} % saved" \
             if off and r.get("temporal") else "–"
+        later = f"{100 * (1 - _ratio(_later_gmacs(r), _later_gmacs(off))):+.1f} % saved" \
+            if off and r.get("temporal") else "–"
         lines.append(f"| {r.get('motion')} ({r['width']}×{r['height']}) | {'on' if r.get('temporal') else 'off'} | "
                      f"{r['runs']} | {100 * r['active_share']:.2f} | {r['sequence_shm_gmacs']:.1f} | "
-                     f"{_s(r['stage_seconds']['shm'])} | {saving} | {r['dtssd']:.3f} | {r['mad_unknown']:.2f} |")
+                     f"{_s(r['stage_seconds']['shm'])} | {saving} | {later} | {r['dtssd']:.3f} | {r['mad_unknown']:.2f} |")
     return "\n".join(lines)
 
 
@@ -196,9 +203,11 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     if on and off:
         saved = 1 - _ratio(on["sequence_shm_gmacs"], off["sequence_shm_gmacs"])
         ok = saved >= 0.2 and on["dtssd"] <= off["dtssd"] + 1e-9
+        later = 1 - _ratio(_later_gmacs(on), _later_gmacs(off))
         out.append(("Temporal on locked-off: ≥ 20 % less SHM work, dtSSD no worse", "met" if ok else "missed",
-                    f"{100 * saved:.1f} % fewer SHM MACs over {on['runs']} frames; dtSSD {on['dtssd']:.3f} (on) vs "
-                    f"{off['dtssd']:.3f} (off)"))
+                    f"{100 * saved:.1f} % fewer SHM MACs over all {on['runs']} frames (frame 0 has no history in "
+                    f"either run), {100 * later:.1f} % over frames 1–{on['runs'] - 1}; dtSSD {on['dtssd']:.3f} (on) "
+                    f"vs {off['dtssd']:.3f} (off)"))
     gpu = [r for r in _main_records(result) if r["backend"] == "spconv" and r["size"] == "4k" and r["config"] == "paper"]
     if gpu and _ok(gpu[0]):
         g = gpu[0]
@@ -296,8 +305,10 @@ def write_markdown(result: dict[str, Any], path: str, plots_dir: str | None = No
         "- **sparse**: the engine (`Session`, temporal off, one full-resolution pass) on the active band; "
         "`torch` backend on CPU, `spconv` on CUDA.",
         "- **dense**: the same SHM weights on every pixel at full resolution (`dense` backend, all-ones mask). "
-        "Before running, its peak memory is extrapolated from a 960×540 probe; above the limit "
-        f"({plan['max_rss_gb']:g} GB) the row says *does not fit* instead of running.",
+        "Before running, its peak memory and time are extrapolated (linearly in pixels) from the largest dense "
+        "run of that config already measured, else from a 960×540 probe; above the limits "
+        f"({plan['max_rss_gb']:g} GB peak RSS, {plan.get('max_frame_seconds', 240):g} s SHM per frame) the row says "
+        "*does not fit* / *too slow* with the estimate instead of running (the machine is shared; no OOM).",
         "- **patch**: the same SHM densely on 512-px tiles with 64-px (1/8) overlap, each tile's context from "
         "the tile alone, linear-ramp blending (the shape of the paper's Table 4 baseline).",
         "- **guided**: fast guided-filter upsampling (radius 1 LR px, ε 1e-4) of the low-resolution prior.",

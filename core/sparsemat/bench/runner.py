@@ -300,6 +300,11 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
         from sparsemat.bench.methods import tile_starts
 
         _, ph, pw = parse_size(plan.probe_size)
+        # extrapolate from the largest dense run of this config already measured, else from the probe
+        done = [r for r in records if (r["method"], r["config"], r.get("status")) == ("dense", config, "ok")]
+        if done:
+            pr = max(done, key=lambda r: r["width"] * r["height"])
+            ph, pw = pr["height"], pr["width"]
         name, h, w = parse_size(size)
         tiles = len(tile_starts(h)) * len(tile_starts(w))
         scale = h * w / (ph * pw) if method == "dense" else tiles * min(512, h) * min(512, w) / (ph * pw)
@@ -311,12 +316,12 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
             est = pr["peak_rss_bytes"] + per_px * (h * w - ph * pw)
             if est > plan.max_rss_gb * 1e9:
                 return {**base, "status": "does not fit", "estimated_peak_rss_bytes": est,
-                        "note": f"estimated peak RSS {est / 1e9:.1f} GB > {plan.max_rss_gb:g} GB limit (not run); "
-                                f"estimated SHM time {est_s:.0f} s"}
+                        "note": f"estimated peak RSS {est / 1e9:.1f} GB > {plan.max_rss_gb:g} GB limit (not run; "
+                                f"extrapolated from the {pw}x{ph} dense run); estimated SHM time {est_s:.0f} s"}
         if est_s > plan.max_frame_seconds:
             return {**base, "status": "too slow",
                     "note": f"estimated SHM time {est_s:.0f} s per frame > {plan.max_frame_seconds:g} s limit "
-                            f"(from the {plan.probe_size} probe's rate; not run)"}
+                            f"(extrapolated from the {pw}x{ph} dense run; not run)"}
         return None
 
     for size in plan.sizes:
