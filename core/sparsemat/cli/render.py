@@ -128,19 +128,21 @@ class Progress:
 
 
 # ---------------------------------------------------------------------------------------------
-def output_channels(plate: Any, result: Any, out: OutputSettings) -> dict[str, np.ndarray]:
+def output_channels(plate: Any, result: Any, out: OutputSettings, half: bool = True) -> dict[str, np.ndarray]:
     """Channels to write for one frame.
 
     Args:
         plate: the :class:`~sparsemat.io.Plate` that was read (``source_rgb`` is written back untouched).
         result: the engine's :class:`~sparsemat.engine.FrameResult`.
         out: output mode and overlay.
+        half: the output stores half floats; the matte is rounded to half first so that premultiplied
+            RGB is computed with exactly the alpha that is stored (unpremult in a comp is then exact).
 
     Returns:
         channel name → ``[H, W]`` array: ``A`` (alpha mode), ``R, G, B, A`` (rgba / premult; premult
         multiplies the plate's own values by the matte), plus ``sparsity.*`` with an overlay.
     """
-    alpha = result.alpha
+    alpha = result.alpha.astype(np.float16).astype(np.float32) if half else result.alpha
     channels: dict[str, np.ndarray] = {}
     if out.output_mode != "alpha":
         rgb = plate.source_rgb
@@ -327,7 +329,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                     result = session.render(frame if frame is not None else 0, source) if frame is not None \
                         else session.process(0, source(0))
                     plate = source.last_plate
-                    channels = output_channels(plate, result, out_settings)
+                    channels = output_channels(plate, result, out_settings, args.half)
                     metadata = frame_metadata(settings, result, frame)
             except SparseMatError as exc:
                 if not finish() and args.stop_on_error:
@@ -338,6 +340,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 continue
             if not finish() and args.stop_on_error:
                 break  # the previous frame failed to write: stop before writing this one
+            if cancel is not None and cancel():  # cancelled while this frame computed: write nothing more
+                progress.note("sparsemat render: cancelled; frames already written are complete.")
+                return 1
             notes = sorted({str(w.message) for w in caught})
             for note in notes:
                 progress.note(f"warning: {label}: {note}")
