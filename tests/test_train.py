@@ -92,6 +92,18 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path) -> None:
     np.testing.assert_allclose(resumed["losses"], full, rtol=1e-4, atol=1e-5)  # same batches, same weights
 
 
+def test_init_fine_tunes_from_weights(tmp_path: Path) -> None:
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    src = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)["state_dict"]
+    seen: list[int] = []
+    cfg = _cfg(tmp_path / "b", steps=1, lr=0.0, warmup=0, init=str(tmp_path / "a" / "run" / "last.pt"),
+               sample_scale=(2.0, 3.0), crops_per_sample=2)
+    train(cfg, quiet=True, on_step=lambda s, t: seen.append(s))
+    assert seen == [1]  # a new step count
+    out = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert torch.equal(out["head.4.weight"], src["head.4.weight"])  # lr 0: the initial weights are kept
+
+
 def test_resume_without_checkpoint_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError):
         train(_cfg(tmp_path, resume=True), quiet=True)

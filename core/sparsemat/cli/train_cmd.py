@@ -44,6 +44,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run folder [runs/<model>_<config>]")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                         help="continue from OUT/last.pt (or CKPT)")
+    parser.add_argument("--init", default=None, metavar="CKPT",
+                        help="start from these weights (fine-tune: new optimizer, schedule and step count)")
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint interval [%(default)s]")
     parser.add_argument("--val-every", type=int, default=d.val_every, help="validation interval (0: never) [%(default)s]")
     parser.add_argument("--val-size", type=int, default=d.val_size, help="validation crops [%(default)s]")
@@ -55,6 +57,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--side-weights", type=_floats, default=d.side_weights, help="p4,p2,p1,final [0.1,0.1,0.1,1]")
     parser.add_argument("--lap-weight", type=float, default=d.lap_weight)
     parser.add_argument("--grad-weight", type=float, default=d.grad_weight)
+    parser.add_argument("--sample-scale", type=_floats, default=d.sample_scale,
+                        help="synthetic composite side / crop, uniform range [1,1.6]")
+    parser.add_argument("--crops-per-sample", type=int, default=d.crops_per_sample,
+                        help="crops cut from each synthetic composite [%(default)s]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -84,7 +90,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ckpt_every=max(1, args.ckpt_every), val_every=max(0, args.val_every), log_every=max(1, args.log_every),
         val_size=max(1, args.val_size), lr_factors=tuple(args.lr_factors), kinds=kinds, kernel=args.kernel,
         side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
-        data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
+        sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
+        crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
+        init=args.init,
     )
 
 

@@ -155,8 +155,30 @@ class SyntheticSource:
         self.photos = list(photos) or None
 
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
-                  kinds: Sequence[str] | None, fixed_kinds: bool = False) -> dict[str, np.ndarray]:
-        """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``."""
+                  kinds: Sequence[str] | None, fixed_kinds: bool = False,
+                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1) -> dict[str, np.ndarray]:
+        """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
+
+        With ``sample_scale``/``crops_per_sample`` set, composites of ``crop·U(sample_scale)`` px (aspect 1–1.6)
+        are drawn and ``crops_per_sample`` crops cut from each (:func:`shm_crops_from`); otherwise
+        :func:`~sparsemat.train.synth.training_batch` builds the batch.
+        """
+        if sample_scale is not None or crops_per_sample > 1:
+            lo, hi = (sample_scale or (1.0, 1.6))[:2]
+            out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
+            with torch_threads(1):
+                while len(out["rgb"]) < batch:
+                    short = int(round(crop * rng.uniform(lo, hi)))
+                    long = int(round(short * rng.uniform(1.0, 1.6)))
+                    size = (short, long) if rng.random() < 0.5 else (long, short)
+                    smp = make_sample(rng, size, self.photos)
+                    for _ in range(min(crops_per_sample, batch - len(out["rgb"]))):
+                        i = len(out["rgb"])
+                        kind = (kinds[i % len(kinds)] if fixed_kinds else str(rng.choice(list(kinds)))) if kinds else None
+                        item = shm_crops_from(rng, smp.rgb, smp.alpha, crop, factor, kind)
+                        for k in _KEYS:
+                            out[k].append(item[k])
+            return _stack(out)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]])
                      for i in range(batch)]

@@ -84,6 +84,11 @@ class TrainConfig:
         threads: torch threads of the optimiser process.
         workers: batch-generation processes (0: generate in-process).
         resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
+        init: start from this checkpoint's weights (fine-tuning: fresh optimizer, schedule and step count).
+        sample_scale: side of each synthetic composite relative to ``crop`` (uniform range). Larger composites
+            give crops that look like pieces of a 2K–4K plate (large subjects, wide defocused ramps).
+        crops_per_sample: crops cut from each composite (cheaper large composites; 1 = the default
+            :func:`~sparsemat.train.synth.training_batch` path).
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -115,6 +120,9 @@ class TrainConfig:
     threads: int = 1
     workers: int = 1
     resume: bool | str = False
+    init: str | None = None
+    sample_scale: tuple[float, float] = (1.0, 1.6)
+    crops_per_sample: int = 1
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -178,6 +186,10 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
     if kind == "lpn":
         return src.lpn_batch(rng, cfg_items["batch"], cfg_items["crop"], kinds)
     f = int(rng.choice(cfg_items["lr_factors"]))
+    scale = tuple(cfg_items.get("sample_scale", (1.0, 1.6)))
+    per = int(cfg_items.get("crops_per_sample", 1))
+    if per > 1 or scale != (1.0, 1.6):
+        return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, sample_scale=scale, crops_per_sample=per)
     return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds)
 
 
@@ -192,7 +204,8 @@ class BatchStream:
     def __init__(self, kind: str, cfg: TrainConfig, ahead: int = 2) -> None:
         self.kind = kind
         self.cfg = cfg
-        self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds)}
+        self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds),
+                      "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample}
         self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
         self.pool: ProcessPoolExecutor | None = None
@@ -538,6 +551,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     step_losses: list[float] = []
     recent_terms: list[dict[str, float]] = []
     best = float("inf")
+    if cfg.init and not cfg.resume:
+        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
+        model.load_state_dict(init.get("state_dict", init))
     state = _load_resume(cfg)
     if state is not None:
         model.load_state_dict(state["state_dict"])
