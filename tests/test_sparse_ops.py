@@ -245,3 +245,21 @@ def test_spconv_matches_torch_ops() -> None:
         res[n] = (a, a2, d, u)
     for t, s in zip(res["torch"], res["spconv"], strict=True):
         assert_same(t, s)
+
+
+def test_gather_workspace_survives_switching_inference_mode() -> None:
+    """The reused gather buffer must work under inference_mode, then under no_grad, then again."""
+    from sparsemat.sparse import rulebook as rb
+
+    fpad = torch.randn(50, 4)
+    table = torch.randint(0, 50, (30, 9))
+    wmat = torch.randn(36, 5)
+    ref = fpad[table].reshape(30, 36) @ wmat
+    with torch.inference_mode():
+        a = rb.gather_matmul(fpad, table, wmat)
+    with torch.no_grad():
+        b = rb.gather_matmul(fpad, table, wmat)
+    with torch.inference_mode():
+        c = rb.gather_matmul(fpad, table, wmat)
+    for out in (a, b, c):
+        torch.testing.assert_close(out, ref)

@@ -213,8 +213,9 @@ _WORKSPACES = threading.local()
 
 def _workspace(numel: int, like: Tensor) -> Tensor:
     """A flat scratch tensor of at least ``numel`` elements, reused by this thread (≤ GATHER_BYTES)."""
-    key = (like.device, like.dtype)
-    cache: dict[tuple[torch.device, torch.dtype], Tensor] = getattr(_WORKSPACES, "cache", None) or {}
+    # A buffer made under inference_mode is an "inference tensor" that may not be written outside it.
+    key = (like.device, like.dtype, torch.is_inference_mode_enabled())
+    cache: dict[tuple[torch.device, torch.dtype, bool], Tensor] = getattr(_WORKSPACES, "cache", None) or {}
     _WORKSPACES.cache = cache
     buf = cache.get(key)
     if buf is None or buf.numel() < numel:
