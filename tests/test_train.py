@@ -185,3 +185,22 @@ def test_vm240k_layout(tmp_path: Path) -> None:
         make_source(f"vm240k:{tmp_path / 'fgr'}")
     with pytest.raises(SettingsError):
         make_source("bogus:x")
+
+
+def test_data_worker_exits_when_its_trainer_is_gone() -> None:
+    """A worker whose recorded parent is not its parent any more (trainer killed) ends itself."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, time\n"
+        "from sparsemat.train.trainer import _exit_with_parent\n"
+        "_exit_with_parent(os.getppid() + 999999)\n"  # not our parent: as if the trainer had died
+        "time.sleep(30)\n"
+        "raise SystemExit(3)\n"
+    )
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert proc.returncode == 0  # ended by the watchdog, not by reaching the end
+    assert time.monotonic() - t0 < 25

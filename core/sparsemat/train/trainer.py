@@ -36,6 +36,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -167,11 +168,29 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(data: str, photos: str | None, exclude: tuple[str, ...]) -> None:
+def _init_worker(data: str, photos: str | None, exclude: tuple[str, ...], parent: int | None = None) -> None:
     torch.set_num_threads(1)
+    if parent is not None:
+        _exit_with_parent(parent)
     from sparsemat.train.datasets import make_source
 
     _WORKER["source"] = make_source(data, photos, exclude)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker process when the trainer that spawned it is gone (killed, crashed).
+
+    A process pool's workers otherwise outlive a trainer stopped with a signal, holding a core and
+    a gigabyte each until someone finds them.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="sparsemat-parent-watch").start()
 
 
 def _source() -> Any:
@@ -215,7 +234,7 @@ class BatchStream:
                 max_workers=cfg.workers,
                 mp_context=get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(cfg.data, cfg.photos, tuple(cfg.exclude_photos)),
+                initargs=(cfg.data, cfg.photos, tuple(cfg.exclude_photos), os.getpid()),
             )
         else:
             _init_worker(cfg.data, cfg.photos, tuple(cfg.exclude_photos))
