@@ -58,10 +58,12 @@ def _session(**knobs: object) -> Session:
 # ---------------------------------------------------------------- maps
 def test_dilate_matches_naive_max_pool() -> None:
     rng = np.random.default_rng(0)
-    m = torch.from_numpy(rng.random((31, 45)) > 0.97)
-    for k in (1, 3, 7, 15):
-        ref = F.max_pool2d(m.float()[None, None], k, stride=1, padding=k // 2)[0, 0] > 0.5
-        assert torch.equal(dilate(m, k), ref)
+    for shape, density in (((31, 45), 0.97), ((7, 90), 0.9), ((64, 3), 0.8)):
+        m = torch.from_numpy(rng.random(shape) > density)
+        m[0, -1] = True  # a site on the image border
+        for k in (1, 3, 5, 7, 15, 31, 63):
+            ref = F.max_pool2d(m.float()[None, None], k, stride=1, padding=k // 2)[0, 0] > 0.5
+            assert torch.equal(dilate(m, k), ref), (shape, k)
 
 
 def test_spatial_band_thresholds_and_width() -> None:
