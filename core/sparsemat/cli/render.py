@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -205,22 +204,6 @@ def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
     return list(range(found[0], found[-1] + 1))
 
 
-def _check_output_folder(path: str) -> None:
-    """Create the output folder (or fail) before any frame is rendered.
-
-    Raises:
-        OutputError: the folder cannot be created or written (message names the folder).
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {folder}: {exc.strerror or exc}. "
-                          "Check the output path and permissions.") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"The output folder {folder} is not writable. Check permissions or pick another folder.")
-
-
 @dataclass
 class _PendingWrite:
     """A frame whose file is being written in the background."""
@@ -264,7 +247,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         return 2
 
     from sparsemat.engine import Session
-    from sparsemat.io import frame_path
+    from sparsemat.io import frame_path, prepare_output_folder
 
     try:
         session = Session(settings)
@@ -272,7 +255,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
     try:
-        _check_output_folder(args.output)
+        prepare_output_folder(args.output)
     except OutputError as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 1

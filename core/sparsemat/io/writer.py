@@ -97,7 +97,12 @@ def _fsync_dir(folder: str) -> None:
         _fsync(folder)
 
 
-def _prepare_folder(path: str) -> str:
+def prepare_output_folder(path: str) -> str:
+    """Create the folder of output ``path`` if needed and check it is writable; return the folder.
+
+    Raises:
+        OutputError: the folder cannot be created or written (the message names the folder).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -196,7 +201,7 @@ def write_frame(
         spec.attribute(name, value)
 
     final = os.path.abspath(path)
-    folder = _prepare_folder(final)
+    folder = prepare_output_folder(final)
     tmp = temp_path(final)
     try:
         try:
