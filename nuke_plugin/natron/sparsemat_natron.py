@@ -12,7 +12,6 @@ missing cache frames of every SparseMat node before the Writers render (see docs
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,16 +137,10 @@ def frame_range(group: Any, app: Any) -> tuple[int, int]:
 
 
 def cache_root(group: Any, app: Any) -> Path:
-    custom = str(_param(group, "cache_dir").get()).strip()
-    if custom:
-        return Path(os.path.expanduser(custom))
-    if os.environ.get("SPARSEMAT_CACHE"):
-        return Path(os.environ["SPARSEMAT_CACHE"])
+    """Where this node's cache lives (param, then ``SPARSEMAT_CACHE``, then next to the project)."""
     project = app.getProjectParam("projectPath")
     folder = str(project.get()) if project is not None else ""
-    if folder:
-        return Path(folder) / "sparsemat_cache"
-    return Path.home() / ".sparsemat" / "cache" / "unsaved"
+    return cache.cache_root(str(_param(group, "cache_dir").get()), folder)
 
 
 def _describe(node: Any, seen: set[int]) -> list[str]:

@@ -156,6 +156,27 @@ def cache_key(settings: Settings, input_id: str, engine_version: str) -> str:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def cache_root(custom: str, project_file: str, env: dict[str, str] | None = None) -> Path:
+    """Where a node's cache lives, for any host.
+
+    Precedence: the node's cache-folder knob, then ``SPARSEMAT_CACHE``, then ``sparsemat_cache`` next to
+    the saved script/project, then ``~/.sparsemat/cache/unsaved``.
+
+    Args:
+        custom: the node's cache-folder knob ("" when unset).
+        project_file: path of the saved script or project file, or of its folder ("" when unsaved).
+        env: environment to read (default ``os.environ``).
+    """
+    env = dict(os.environ) if env is None else env
+    if custom.strip():
+        return Path(os.path.expanduser(custom.strip()))
+    if env.get("SPARSEMAT_CACHE"):
+        return Path(env["SPARSEMAT_CACHE"])
+    if project_file:
+        return Path(project_file) / "sparsemat_cache"
+    return Path.home() / ".sparsemat" / "cache" / "unsaved"
+
+
 def safe_name(name: str) -> str:
     """A node's full name as a folder name (``Group1.SparseMat1`` stays readable)."""
     return _UNSAFE.sub("_", name).strip("._") or "SparseMat"

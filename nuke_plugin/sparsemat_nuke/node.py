@@ -13,7 +13,6 @@ engine from a worker thread; every knob, progress-bar and message update goes ba
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,15 +78,8 @@ def frame_range(node: Any) -> tuple[int, int]:
 
 def cache_root(node: Any) -> Path:
     """Where this node's cache lives (knob, then ``SPARSEMAT_CACHE``, then next to the script)."""
-    custom = str(_knob(node, "cache_dir").value()).strip()
-    if custom:
-        return Path(os.path.expanduser(custom))
-    if os.environ.get("SPARSEMAT_CACHE"):
-        return Path(os.environ["SPARSEMAT_CACHE"])
     script = str(nuke.root()["name"].value())
-    if script:
-        return Path(script).parent / "sparsemat_cache"
-    return Path.home() / ".sparsemat" / "cache" / "unsaved"
+    return cache.cache_root(str(_knob(node, "cache_dir").value()), str(Path(script).parent) if script else "")
 
 
 def _describe(node: Any, seen: set[int]) -> list[str]:
