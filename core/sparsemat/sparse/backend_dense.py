@@ -86,34 +86,16 @@ class DenseBackend(Backend):
             )
         coarse_mask = cast(Tensor, entry.coarse)
         out = F.conv2d(x.features, w.permute(0, 3, 1, 2), _bias(b), stride=2, padding=1)
-        return SparseMap(
-            features=out * coarse_mask,
-            backend=self.name,
-            spatial_shape=entry.coarse_shape,
-            batch_size=x.batch_size,
-            sites=coarse_mask,
-            registry=x.registry,
-            level=x.level + 1,
-        )
+        return x.moved(out * coarse_mask, coarse_mask, entry.coarse_shape, +1)
 
     def up_conv(self, x: SparseMap, w: Tensor, b: Tensor | None, key: str) -> SparseMap:
         """See :meth:`Backend.up_conv`."""
-        entry = x.registry.get(key)
-        if entry is None or entry.coarse is not x.sites:
-            raise ValueError(f"up_conv: key {key!r} was not registered by a down_conv producing these sites")
+        entry = x.registry.coarse_entry(key, x.sites)
         fine_mask = cast(Tensor, entry.fine)
         out = F.conv_transpose2d(
             x.features, w.permute(3, 0, 1, 2), _bias(b), stride=2, padding=1, output_padding=_out_pad(entry)
         )
-        return SparseMap(
-            features=out * fine_mask,
-            backend=self.name,
-            spatial_shape=entry.fine_shape,
-            batch_size=x.batch_size,
-            sites=fine_mask,
-            registry=x.registry,
-            level=x.level - 1,
-        )
+        return x.moved(out * fine_mask, fine_mask, entry.fine_shape, -1)
 
     def batch_norm(self, x: SparseMap, bn: nn.BatchNorm1d) -> SparseMap:
         """See :meth:`Backend.batch_norm` (statistics over active sites only in training)."""

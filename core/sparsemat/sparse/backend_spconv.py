@@ -78,15 +78,7 @@ class SpconvBackend(Backend):
         f = t.features
         if b is not None:
             f = f + b
-        return SparseMap(
-            features=f,
-            backend=self.name,
-            spatial_shape=(int(t.spatial_shape[0]), int(t.spatial_shape[1])),
-            batch_size=x.batch_size,
-            sites=t,
-            registry=x.registry,
-            level=level,
-        )
+        return x.moved(f, t, (int(t.spatial_shape[0]), int(t.spatial_shape[1])), level - x.level)
 
     # -- ops -------------------------------------------------------------------------------------
     def from_coords(

@@ -82,21 +82,11 @@ class TorchBackend(Backend):
         if table is None:
             table = entry.cache["down"] = rb.down_table(fine, coarse)
         out = rb.gather_matmul(rb.pad_zero_row(x.features), table, rb.conv_wmat(w), b)
-        return SparseMap(
-            features=out,
-            backend=self.name,
-            spatial_shape=coarse.spatial_shape,
-            batch_size=x.batch_size,
-            sites=coarse,
-            registry=x.registry,
-            level=x.level + 1,
-        )
+        return x.moved(out, coarse, coarse.spatial_shape, +1)
 
     def up_conv(self, x: SparseMap, w: Tensor, b: Tensor | None, key: str) -> SparseMap:
         """See :meth:`Backend.up_conv`."""
-        entry = x.registry.get(key)
-        if entry is None or entry.coarse is not x.sites:
-            raise ValueError(f"up_conv: key {key!r} was not registered by a down_conv producing these sites")
+        entry = x.registry.coarse_entry(key, x.sites)
         fine, coarse = cast(SiteSet, entry.fine), cast(SiteSet, entry.coarse)
         tables = entry.cache.get("up")
         if tables is None:
@@ -106,15 +96,7 @@ class TorchBackend(Backend):
         out = x.features.new_empty(fine.num, co)
         for rows, table, taps in tables:
             out.index_copy_(0, rows, rb.gather_matmul(fpad, table, rb.conv_wmat(w, taps), b))
-        return SparseMap(
-            features=out,
-            backend=self.name,
-            spatial_shape=fine.spatial_shape,
-            batch_size=x.batch_size,
-            sites=fine,
-            registry=x.registry,
-            level=x.level - 1,
-        )
+        return x.moved(out, fine, fine.spatial_shape, -1)
 
     def batch_norm(self, x: SparseMap, bn: nn.BatchNorm1d) -> SparseMap:
         """See :meth:`Backend.batch_norm`."""

@@ -85,6 +85,17 @@ class KeyRegistry:
         self._entries[key] = entry
         return entry
 
+    def coarse_entry(self, key: str, sites: Any) -> KeyEntry:
+        """The entry an inverse conv on ``sites`` needs: registered under ``key`` with these coarse sites.
+
+        Raises:
+            ValueError: no down conv registered ``key`` producing ``sites``.
+        """
+        entry = self._entries.get(key)
+        if entry is None or entry.coarse is not sites:
+            raise ValueError(f"up_conv: key {key!r} was not registered by a down_conv producing these sites")
+        return entry
+
     def __contains__(self, key: str) -> bool:
         return key in self._entries
 
@@ -124,6 +135,10 @@ class SparseMap:
     def replace(self, features: Tensor) -> SparseMap:
         """Same sites, new features (same layout as ``self.features``)."""
         return replace(self, features=features)
+
+    def moved(self, features: Tensor, sites: Any, spatial_shape: tuple[int, int], step: int) -> SparseMap:
+        """The output of a strided (``step`` +1) or inverse (``step`` −1) conv: new sites and level."""
+        return replace(self, features=features, sites=sites, spatial_shape=spatial_shape, level=self.level + step)
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> SparseMap:
         """Elementwise ``fn`` on the features (channel dim is 1 in every layout)."""
