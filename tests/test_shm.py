@@ -163,3 +163,23 @@ def test_shm_spconv_matches_torch(name: str) -> None:
         cb, fb = values(b)
         assert torch.equal(ca, cb)
         assert (fa - fb).abs().max().item() < 1e-4
+
+
+def test_site_counts_after_forward_read_the_pass_registry() -> None:
+    """After a forward pass the strided site sets come from the pass's registry, with the same counts."""
+    from sparsemat.builders import SHM_CONFIGS
+    from sparsemat.models.shm import SHM
+    from sparsemat.sparse import get_backend
+
+    torch.manual_seed(1)
+    model = SHM(SHM_CONFIGS["lite"]).eval()
+    mask = torch.rand(61, 83) > 0.8
+    coords = torch.nonzero(mask)
+    coords = torch.cat([torch.zeros(len(coords), 1, dtype=torch.long), coords], 1)
+    x = get_backend("torch", "cpu").from_coords(coords, torch.rand(len(coords), 4) * 2 - 1, (61, 83), 1)
+    fresh = model.site_counts(x)
+    with torch.inference_mode():
+        model(x, torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32))
+    assert "spconv2" in x.registry
+    assert model.site_counts(x) == fresh
+    assert fresh[0] == int(mask.sum())

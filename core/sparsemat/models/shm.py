@@ -215,7 +215,15 @@ class SHM(nn.Module):
 
     @torch.no_grad()
     def site_counts(self, x: SparseMap) -> tuple[int, int, int, int]:
-        """Active sites at strides 1, 2, 4, 8 for the input ``x`` (the strided sets of this network)."""
+        """Active sites at strides 1, 2, 4, 8 for the input ``x`` (the strided sets of this network).
+
+        After a forward pass over ``x`` (torch backend) the strided sets are read from the pass's key
+        registry instead of being rebuilt.
+        """
+        built = [x.registry.get(k) for k in ("spconv0", "spconv1", "spconv2")]
+        if isinstance(x.sites, SiteSet) and all(e is not None and isinstance(e.coarse, SiteSet) for e in built):
+            n = [x.sites.num] + [e.coarse.num for e in built if e is not None]
+            return n[0], n[1], n[2], n[3]
         coords = get_backend(x.backend).coords(x)
         level = SiteSet(coords, x.spatial_shape, x.batch_size)
         counts = [level.num]
