@@ -80,7 +80,7 @@ class Session:
         self._prior_override = prior
         self._priors: dict[str, Any] = {}
         self._history: _History | None = None
-        self._refiner = refiner
+        self._refiner = refiner.eval() if refiner is not None else None
         self._backend: Any = None
         self.last_stats: FrameStats | None = None
 
@@ -91,8 +91,7 @@ class Session:
         if self._refiner is None:
             from sparsemat.builders import build_shm
 
-            self._refiner = build_shm(self.settings.model, device=self.device)
-        self._refiner.eval()
+            self._refiner = build_shm(self.settings.model, device=self.device)  # built in eval mode
         return self._refiner
 
     @property
