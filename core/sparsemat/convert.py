@@ -118,7 +118,7 @@ def load_official(path: str | Path) -> dict[str, Tensor]:
 
 def strip_official(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]:
     """Unwrap containers and strip DataParallel ``module.`` prefixes (anywhere before ``lpn.``/``shm.``)."""
-    for key in ("state_dict", "model_state_dict"):
+    for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
     if not isinstance(obj, Mapping):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from sparsemat.convert import strip_official
 from sparsemat.errors import ModelError
 from sparsemat.models.lpn import LPN
 from sparsemat.priors.base import check_lr_rgb, resize_alpha, resize_rgb, torch_device
@@ -21,28 +21,6 @@ class UntrainedModelWarning(UserWarning):
     """A network runs with random weights: its output is not a real matte."""
 
 
-def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, Tensor]:
-    """Unwrap ``state_dict`` / ``model_state_dict`` / ``model`` containers and strip ``module.`` prefixes.
-
-    Args:
-        obj: what ``torch.load`` returned.
-        source: file name for error messages.
-
-    Returns:
-        a flat ``{key: tensor}`` dict.
-    """
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-    if not isinstance(obj, Mapping):
-        raise ModelError(f"{source} does not hold a state dict (found {type(obj).__name__}).")
-    out: dict[str, Tensor] = {}
-    for k, v in obj.items():
-        if isinstance(v, Tensor):
-            out[k.removeprefix("module.")] = v
-    return out
-
-
 def load_lpn_weights(lpn: LPN, path: str | Path) -> None:
     """Load LPN weights (our format or an official/converted one, optionally ``lpn.``-prefixed), strictly."""
     path = Path(path)
@@ -50,7 +28,7 @@ def load_lpn_weights(lpn: LPN, path: str | Path) -> None:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"Cannot read LPN weights {path}: {exc}") from exc
-    sd = clean_state_dict(raw, str(path))
+    sd = strip_official(raw, str(path))
     if any(k.startswith("lpn.") for k in sd):
         sd = {k[4:]: v for k, v in sd.items() if k.startswith("lpn.")}
     try:
