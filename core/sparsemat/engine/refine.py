@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from sparsemat.engine.guided import guided_at_sites
+
 
 def refine_sites(
     refiner: Any,
@@ -16,6 +18,7 @@ def refine_sites(
     lr_rgb: torch.Tensor,
     lr_prior: torch.Tensor,
     ctx: torch.Tensor | None = None,
+    guide: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
 
@@ -30,6 +33,9 @@ def refine_sites(
         lr_rgb: ``[1, 3, h, w]`` float32 sRGB [0, 1], the prior network's input.
         lr_prior: ``[1, 1, h, w]`` float32 [0, 1], the low-resolution prior.
         ctx: optional external context for refiners trained on LPN features.
+        guide: guided-filter coefficients ``(A [1,3,h,w], b [1,1,h,w])`` of the low-res prior
+            (:func:`sparsemat.engine.guided.guided_coefficients`): the prior feature of each site is then the
+            guided upsampling at that site instead of ``prior`` (refiners with ``guided_prior``).
 
     Returns:
         ``(values [N] float32 in [0, 1] in row-major order of the mask's True pixels, MACs)``.
@@ -40,7 +46,10 @@ def refine_sites(
     ys, xs = coords[:, 0], coords[:, 1]
     feats = torch.empty((coords.shape[0], 4), dtype=torch.float32, device=prior.device)
     feats[:, :3] = rgb_hwc[ys, xs].float()
-    feats[:, 3] = prior[ys, xs]
+    if guide is not None:
+        feats[:, 3] = guided_at_sites(guide, feats[:, :3], coords, (int(mask.shape[0]), int(mask.shape[1])))
+    else:
+        feats[:, 3] = prior[ys, xs]
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     batch = torch.zeros((coords.shape[0], 1), dtype=coords.dtype, device=coords.device)
     coords3 = torch.cat([batch, coords], dim=1).contiguous()

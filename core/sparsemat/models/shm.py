@@ -57,6 +57,10 @@ class SHMConfig:
             with the last head conv zero-initialised so an untrained model returns the prior
             unchanged. Trains several times faster on a CPU budget (``lite``). ``paper`` keeps the
             official plain-sigmoid head so official checkpoints load.
+        guided_prior: the prior input (fourth feature, and the residual base) at each site is the
+            guided-filter upsampling of the low-res prior (:mod:`sparsemat.engine.guided`) instead of the
+            bilinear ``α↑``: an edge-aware start the head only has to correct. The active band is still
+            defined on ``α↑``. Used by ``lite``; ``paper`` keeps the bilinear input of the official code.
         bytes_per_site: measured peak memory of one inference pass per active full-resolution
             pixel, with margin (4K, ~7 % active, torch backend: lite 1.09 GB and paper 1.75 GB peak
             RSS for 586 k sites, process baseline included). Sets the default active-pixel budget.
@@ -69,6 +73,7 @@ class SHMConfig:
     ctx_channels: int = 32
     ctx_widths: tuple[int, int, int, int] = (16, 24, 32, 32)
     residual: bool = False
+    guided_prior: bool = False
     bytes_per_site: float = 3500.0
 
 
@@ -183,8 +188,8 @@ class SHM(nn.Module):
         """Refine alpha at the active sites.
 
         Args:
-            x: 4 features at the active full-resolution sites: RGB in [-1, 1] and the upsampled
-                prior in [-1, 1] (any backend).
+            x: 4 features at the active full-resolution sites: RGB in [-1, 1] and the prior at the
+                site in [-1, 1] (bilinear ``α↑``, or its guided upsampling when ``cfg.guided_prior``; any backend).
             lr_rgb: ``[B, 3, h, w]`` float32 low-res plate, display sRGB in [0, 1].
             lr_prior: ``[B, 1, h, w]`` float32 low-res prior alpha in [0, 1].
             ctx: optional ``[B, 32, hc, wc]`` external context (an official LPN's ``dec16x``);

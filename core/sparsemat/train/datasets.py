@@ -230,19 +230,23 @@ class _CompositeSource:
         return rgb, alpha
 
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
-                  kinds: Sequence[str] | None, fixed_kinds: bool = False) -> dict[str, np.ndarray]:
-        """SHM crops from composites (see the module docstring)."""
+                  kinds: Sequence[str] | None, fixed_kinds: bool = False,
+                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1) -> dict[str, np.ndarray]:
+        """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
+        composite. ``sample_scale`` sizes synthetic composites only: user composites keep their own size."""
         out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
         with torch_threads(1):
-            for i in range(batch):
+            while len(out["rgb"]) < batch:
                 rgb, alpha = self.composite(rng, crop)
-                if fixed_kinds and kinds:
-                    kind: str | None = kinds[i % len(kinds)]
-                else:
-                    kind = str(rng.choice(list(kinds))) if kinds else None
-                item = shm_crops_from(rng, rgb, alpha, crop, factor, kind)
-                for k in _KEYS:
-                    out[k].append(item[k])
+                for _ in range(min(max(1, crops_per_sample), batch - len(out["rgb"]))):
+                    i = len(out["rgb"])
+                    if fixed_kinds and kinds:
+                        kind: str | None = kinds[i % len(kinds)]
+                    else:
+                        kind = str(rng.choice(list(kinds))) if kinds else None
+                    item = shm_crops_from(rng, rgb, alpha, crop, factor, kind)
+                    for k in _KEYS:
+                        out[k].append(item[k])
         return _stack(out)
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,

@@ -321,7 +321,12 @@ class ShmTask:
         """Run the SHM on the band of ``batch``; returns ``(SHMOutput on the dense backend, band [B,1,H,W])``."""
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
-        feats = torch.cat([batch["rgb"], prior], 1).mul(2.0).sub(1.0)
+        base = prior
+        if getattr(getattr(model, "cfg", None), "guided_prior", False):  # as the engine's first level
+            from sparsemat.engine.guided import guided_dense
+
+            base = guided_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"])
+        feats = torch.cat([batch["rgb"], base], 1).mul(2.0).sub(1.0)
         coords = torch.nonzero(band[:, 0] > 0)
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
         b, _, h, w = prior.shape
@@ -357,7 +362,7 @@ class ShmTask:
 
     def val_set(self) -> list[dict[str, Tensor]]:
         """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
-        cycling over the configured ones (built once)."""
+        cycling over the configured ones, composites sized as the training ones (built once)."""
         if self._val is None:
             from sparsemat.train.synth import PRIOR_KINDS
 
@@ -373,7 +378,12 @@ class ShmTask:
             for i in range(0, self.cfg.val_size, vb):
                 f = self.cfg.lr_factors[(i // vb) % len(self.cfg.lr_factors)]
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
-                arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True)
+                scale, per = tuple(self.cfg.sample_scale), self.cfg.crops_per_sample
+                if per > 1 or scale != (1.0, 1.6):  # validation crops drawn like the training crops
+                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True, sample_scale=scale,
+                                        crops_per_sample=per)
+                else:
+                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
