@@ -108,3 +108,18 @@ def test_trainer_feeds_the_same_guided_prior() -> None:
     sel = band > 0
     assert bool(sel.any())
     assert float((out.alpha.features[sel] - expect[sel]).abs().max()) < 2e-5
+
+
+def test_bench_dense_and_patch_methods_feed_the_same_prior_input() -> None:
+    from sparsemat.bench.methods import _lowres, _refiner_prior
+
+    rgb, alpha = _plate(0, 3 * H, 3 * W)
+    small = F.interpolate(torch.from_numpy(alpha)[None, None], size=(60, 81), mode="area")[0, 0].numpy()
+    rgb_hwc, lr_rgb, lr_prior, prior_hr = _lowres(rgb, small, torch.device("cpu"), prior_size=128)
+    guided = _refiner_prior(_identity_lite(), rgb_hwc, lr_rgb, lr_prior, prior_hr, small.shape)
+    hr = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    assert torch.allclose(guided, guided_dense(lr_rgb, lr_prior, hr)[0, 0], atol=1e-6)
+    assert float((guided - prior_hr).abs().max()) > 0.05
+    plain = SHM(SHM_CONFIGS["paper"])
+    assert _refiner_prior(plain, rgb_hwc, lr_rgb, lr_prior, prior_hr, small.shape) is prior_hr
+    assert _refiner_prior(_identity_lite(), rgb_hwc, lr_rgb, lr_prior, prior_hr, alpha.shape) is prior_hr

@@ -104,6 +104,19 @@ def test_init_fine_tunes_from_weights(tmp_path: Path) -> None:
     assert torch.equal(out["head.4.weight"], src["head.4.weight"])  # lr 0: the initial weights are kept
 
 
+def test_reset_head_starts_from_the_base(tmp_path: Path) -> None:
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    src = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert float(src["head.4.weight"].abs().sum()) > 0
+    cfg = _cfg(tmp_path / "b", steps=1, lr=0.0, warmup=0, init=str(tmp_path / "a" / "run" / "last.pt"), reset_head=True)
+    train(cfg, quiet=True)
+    out = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert float(out["head.4.weight"].abs().sum()) == 0.0
+    assert torch.equal(out["head.2.weight"], src["head.2.weight"])  # only the last conv is reset
+    with pytest.raises(SettingsError, match="--reset-head"):
+        train(_cfg(tmp_path / "c", steps=1, reset_head=True), quiet=True)
+
+
 def test_resume_without_checkpoint_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError):
         train(_cfg(tmp_path, resume=True), quiet=True)

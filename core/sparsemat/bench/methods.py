@@ -140,6 +140,18 @@ def _lowres(rgb: np.ndarray, prior: np.ndarray, device: torch.device, prior_size
     return rgb_hwc, lr_rgb, lr_prior, prior_hr
 
 
+def _refiner_prior(refiner: object, rgb_hwc: torch.Tensor, lr_rgb: torch.Tensor, lr_prior: torch.Tensor,
+                   prior_hr: torch.Tensor, matte_shape: tuple[int, ...]) -> torch.Tensor:
+    """The refiner's prior input at every pixel ``[H, W]``: the guided upsampling of the low-res prior for refiners
+    with ``guided_prior`` (when the matte was upsampled, as the engine decides), else ``prior_hr``."""
+    from sparsemat.engine.guided import guided_dense, wants_guided_prior
+
+    h, w = prior_hr.shape
+    if not wants_guided_prior(refiner) or (matte_shape[0] >= h and matte_shape[1] >= w):
+        return prior_hr
+    return guided_dense(lr_rgb, lr_prior, rgb_hwc.permute(2, 0, 1)[None].float())[0, 0]
+
+
 def tile_starts(length: int, tile: int = TILE, overlap: int = OVERLAP) -> list[int]:
     """Start offsets of tiles of ``tile`` px with at least ``overlap`` px overlap covering ``length`` px."""
     if length <= tile:
@@ -215,7 +227,8 @@ class Method:
         with clock("maps"):
             ones = torch.ones((h, w), dtype=torch.bool, device=self.device)
         with clock("shm"):
-            values, macs = refine_sites(self.refiner, self.backend, rgb_hwc, prior_hr, ones, lr_rgb, lr_prior)
+            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr, prior.shape)
+            values, macs = refine_sites(self.refiner, self.backend, rgb_hwc, base, ones, lr_rgb, lr_prior)
         with clock("blend"):
             alpha = values.reshape(h, w).clamp(0, 1).float().cpu().numpy()
         return FrameOutcome(alpha, dict(clock.seconds), macs / 1e9, 1.0)
@@ -227,7 +240,9 @@ class Method:
 
         h, w = rgb.shape[:2]
         with clock("prior"):
-            rgb_hwc, _lr_rgb, _lr_prior, prior_hr = _lowres(rgb, prior, self.device)
+            rgb_hwc, lr_rgb, lr_prior, prior_hr = _lowres(rgb, prior, self.device)
+        with clock("shm"):  # the refiner's prior input from the whole frame's low-res prior, as the engine
+            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr, prior.shape)
         with clock("maps"):
             ys, xs = tile_starts(h), tile_starts(w)
             th, tw = min(TILE, h), min(TILE, w)
@@ -244,7 +259,8 @@ class Method:
                     t_lr_rgb = downsample(t_rgb.permute(2, 0, 1)[None], (th, tw)).clamp_(0, 1)
                     t_lr_prior = resize_plane(t_prior, (th, tw))[None, None]
                 with clock("shm"):
-                    values, m = refine_sites(self.refiner, self.backend, t_rgb, t_prior, ones, t_lr_rgb, t_lr_prior)
+                    t_base = base[y0:y0 + th, x0:x0 + tw]
+                    values, m = refine_sites(self.refiner, self.backend, t_rgb, t_base, ones, t_lr_rgb, t_lr_prior)
                     macs += m
                 with clock("blend"):
                     wy = ramp(th, y0 == 0, y0 + th >= h)

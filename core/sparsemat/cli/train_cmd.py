@@ -46,6 +46,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="continue from OUT/last.pt (or CKPT)")
     parser.add_argument("--init", default=None, metavar="CKPT",
                         help="start from these weights (fine-tune: new optimizer, schedule and step count)")
+    parser.add_argument("--reset-head", action="store_true",
+                        help="with --init: zero the residual head's last conv, so step 0 returns the model's base "
+                             "(e.g. after changing the prior input)")
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint interval [%(default)s]")
     parser.add_argument("--val-every", type=int, default=d.val_every, help="validation interval (0: never) [%(default)s]")
     parser.add_argument("--val-size", type=int, default=d.val_size, help="validation crops [%(default)s]")
@@ -92,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
         sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
-        init=args.init,
+        init=args.init, reset_head=bool(getattr(args, "reset_head", False)),
     )
 
 

@@ -40,6 +40,11 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
+def wants_guided_prior(refiner: object) -> bool:
+    """True when ``refiner`` (an SHM) takes the guided upsampling as its prior input (``cfg.guided_prior``)."""
+    return bool(getattr(getattr(refiner, "cfg", None), "guided_prior", False))
+
+
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = GUIDED_RADIUS,
                         eps: float = GUIDED_EPS, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Box-averaged colour guided-filter coefficients.

@@ -29,7 +29,7 @@ import torch
 
 from sparsemat.engine.budget import cascade_scales, default_budget
 from sparsemat.engine.frames import FrameInput, FrameSource
-from sparsemat.engine.guided import guided_coefficients
+from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
 from sparsemat.engine.refine import refine_sites
 from sparsemat.engine.resize import downsample, resize_plane, upsample
 from sparsemat.engine.result import FrameResult, FrameStats
@@ -335,7 +335,7 @@ class Session:
                     lvl_rgb_hwc = downsample(rgb_chw, lvl_size)[0].permute(1, 2, 0).clamp_(0, 1)
                 guide = None
                 # first level from a low-res prior: the refiner's prior input is its guided upsampling
-                if last_scale is None and upsampled and self._guided_prior():
+                if last_scale is None and upsampled and wants_guided_prior(self.refiner):
                     guide = guided_coefficients(lr_rgb, lr_prior)
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide
@@ -378,10 +378,6 @@ class Session:
             active=active_full.cpu().numpy() if last_scale == 1.0 else active_final.cpu().numpy(),
             stats=stats,
         )
-
-    def _guided_prior(self) -> bool:
-        cfg = getattr(self.refiner, "cfg", None)
-        return bool(getattr(cfg, "guided_prior", False))
 
     def _ctx(self) -> torch.Tensor | None:
         """LPN context features for refiners trained on them (official checkpoints), else None."""

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sparsemat.engine.guided import guided_dense, wants_guided_prior
 from sparsemat.errors import SettingsError
 from sparsemat.train import losses
 
@@ -86,6 +87,8 @@ class TrainConfig:
         workers: batch-generation processes (0: generate in-process).
         resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
         init: start from this checkpoint's weights (fine-tuning: fresh optimizer, schedule and step count).
+        reset_head: after ``init``, zero the last conv of a residual SHM head so the model starts as its base
+            (used when the prior input changed, e.g. bilinear → guided).
         sample_scale: side of each synthetic composite relative to ``crop`` (uniform range). Larger composites
             give crops that look like pieces of a 2K–4K plate (large subjects, wide defocused ramps).
         crops_per_sample: crops cut from each composite (cheaper large composites; 1 = the default
@@ -122,6 +125,7 @@ class TrainConfig:
     workers: int = 1
     resume: bool | str = False
     init: str | None = None
+    reset_head: bool = False
     sample_scale: tuple[float, float] = (1.0, 1.6)
     crops_per_sample: int = 1
     fixed_batches: int = 0
@@ -322,9 +326,7 @@ class ShmTask:
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
         base = prior
-        if getattr(getattr(model, "cfg", None), "guided_prior", False):  # as the engine's first level
-            from sparsemat.engine.guided import guided_dense
-
+        if wants_guided_prior(model):  # as the engine's first level
             base = guided_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"])
         feats = torch.cat([batch["rgb"], base], 1).mul(2.0).sub(1.0)
         coords = torch.nonzero(band[:, 0] > 0)
@@ -583,6 +585,12 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     if cfg.init and not cfg.resume:
         init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
         model.load_state_dict(init.get("state_dict", init))
+    if cfg.reset_head:
+        cfg_m = getattr(model, "cfg", None)
+        if not (cfg.init and getattr(cfg_m, "residual", False)):
+            raise SettingsError("--reset-head", True, "needs --init and an SHM configuration with a residual head (lite)")
+        with torch.no_grad():
+            model.head[-1].weight.zero_()  # type: ignore[index, union-attr]
     state = _load_resume(cfg)
     if state is not None:
         model.load_state_dict(state["state_dict"])
