@@ -12,6 +12,7 @@ from sparsemat import Settings
 from sparsemat.builders import SHM_CONFIGS
 from sparsemat.engine import FrameInput, Session
 from sparsemat.engine.guided import guided_at_sites, guided_coefficients, guided_dense
+from sparsemat.engine.resize import resize_plane
 from sparsemat.engine.sparsity import spatial_band
 from sparsemat.evaluation.guided_filter import guided_upsample
 from sparsemat.models.shm import SHM
@@ -69,7 +70,7 @@ def test_coefficients_are_per_item_in_a_batch() -> None:
     assert q.shape == (3, 1, 12, 17) and float((q - p.double()).abs().mean()) < 0.25
 
 
-def test_engine_feeds_guided_prior_only_for_a_low_res_matte() -> None:
+def test_engine_feeds_the_guided_prior_at_the_prior_resolution() -> None:
     rgb, alpha = _plate(0, 3 * H, 3 * W)
     settings = Settings(prior="input", device="cpu", backend="torch", temporal=False, prior_size=128)
     session = Session(settings, refiner=_identity_lite())
@@ -85,11 +86,15 @@ def test_engine_feeds_guided_prior_only_for_a_low_res_matte() -> None:
     want = np.where(band, np.clip(expect, 1e-3, 1 - 1e-3), res.prior)
     np.testing.assert_allclose(res.alpha, want, atol=2e-5)
     assert np.abs(res.alpha - res.prior)[band].max() > 0.05  # really not the bilinear prior
-    # a full-resolution matte is used as it is (nothing to upsample)
+    # a full-resolution matte: the band and the blend outside it use the matte itself, the refiner's input is the
+    # guided upsampling of the matte at the prior's resolution (what the refiner was trained on)
     session.reset()
-    res_full = session.process(1, FrameInput(rgb=rgb, matte=alpha))
-    band_full = spatial_band(torch.from_numpy(alpha), 15).numpy()
-    want_full = np.where(band_full, np.clip(alpha, 1e-3, 1 - 1e-3), alpha)
+    soft = F.avg_pool2d(torch.from_numpy(alpha)[None, None], 9, 1, 4, count_include_pad=False)[0, 0]
+    res_full = session.process(1, FrameInput(rgb=rgb, matte=soft.numpy()))
+    np.testing.assert_array_equal(res_full.prior, soft.numpy())
+    band_full = spatial_band(soft, 15).numpy()
+    expect_full = guided_dense(lr_rgb, resize_plane(soft, lr_size)[None, None].clamp(0, 1), hr)[0, 0].numpy()
+    want_full = np.where(band_full, np.clip(expect_full, 1e-3, 1 - 1e-3), soft.numpy())
     np.testing.assert_allclose(res_full.alpha, want_full, atol=2e-5)
 
 
@@ -116,10 +121,8 @@ def test_bench_dense_and_patch_methods_feed_the_same_prior_input() -> None:
     rgb, alpha = _plate(0, 3 * H, 3 * W)
     small = F.interpolate(torch.from_numpy(alpha)[None, None], size=(60, 81), mode="area")[0, 0].numpy()
     rgb_hwc, lr_rgb, lr_prior, prior_hr = _lowres(rgb, small, torch.device("cpu"), prior_size=128)
-    guided = _refiner_prior(_identity_lite(), rgb_hwc, lr_rgb, lr_prior, prior_hr, small.shape)
+    guided = _refiner_prior(_identity_lite(), rgb_hwc, lr_rgb, lr_prior, prior_hr)
     hr = torch.from_numpy(rgb).permute(2, 0, 1)[None]
     assert torch.allclose(guided, guided_dense(lr_rgb, lr_prior, hr)[0, 0], atol=1e-6)
     assert float((guided - prior_hr).abs().max()) > 0.05
-    plain = SHM(SHM_CONFIGS["paper"])
-    assert _refiner_prior(plain, rgb_hwc, lr_rgb, lr_prior, prior_hr, small.shape) is prior_hr
-    assert _refiner_prior(_identity_lite(), rgb_hwc, lr_rgb, lr_prior, prior_hr, alpha.shape) is prior_hr
+    assert _refiner_prior(SHM(SHM_CONFIGS["paper"]), rgb_hwc, lr_rgb, lr_prior, prior_hr) is prior_hr

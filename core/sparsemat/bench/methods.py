@@ -141,13 +141,12 @@ def _lowres(rgb: np.ndarray, prior: np.ndarray, device: torch.device, prior_size
 
 
 def _refiner_prior(refiner: object, rgb_hwc: torch.Tensor, lr_rgb: torch.Tensor, lr_prior: torch.Tensor,
-                   prior_hr: torch.Tensor, matte_shape: tuple[int, ...]) -> torch.Tensor:
+                   prior_hr: torch.Tensor) -> torch.Tensor:
     """The refiner's prior input at every pixel ``[H, W]``: the guided upsampling of the low-res prior for refiners
-    with ``guided_prior`` (when the matte was upsampled, as the engine decides), else ``prior_hr``."""
+    with ``guided_prior`` (as the engine's first level), else ``prior_hr``."""
     from sparsemat.engine.guided import guided_dense, wants_guided_prior
 
-    h, w = prior_hr.shape
-    if not wants_guided_prior(refiner) or (matte_shape[0] >= h and matte_shape[1] >= w):
+    if not wants_guided_prior(refiner):
         return prior_hr
     return guided_dense(lr_rgb, lr_prior, rgb_hwc.permute(2, 0, 1)[None].float())[0, 0]
 
@@ -227,7 +226,7 @@ class Method:
         with clock("maps"):
             ones = torch.ones((h, w), dtype=torch.bool, device=self.device)
         with clock("shm"):
-            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr, prior.shape)
+            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr)
             values, macs = refine_sites(self.refiner, self.backend, rgb_hwc, base, ones, lr_rgb, lr_prior)
         with clock("blend"):
             alpha = values.reshape(h, w).clamp(0, 1).float().cpu().numpy()
@@ -242,7 +241,7 @@ class Method:
         with clock("prior"):
             rgb_hwc, lr_rgb, lr_prior, prior_hr = _lowres(rgb, prior, self.device)
         with clock("shm"):  # the refiner's prior input from the whole frame's low-res prior, as the engine
-            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr, prior.shape)
+            base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr)
         with clock("maps"):
             ys, xs = tile_starts(h), tile_starts(w)
             th, tw = min(TILE, h), min(TILE, w)

@@ -199,9 +199,8 @@ class Session:
 
     def _prior(
         self, inp: FrameInput, lr_rgb: torch.Tensor, size: tuple[int, int], frame: int
-    ) -> tuple[torch.Tensor, torch.Tensor, str, bool]:
-        """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description, upsampled)``; ``upsampled`` is False when
-        the matte was given at (or above) the plate's resolution."""
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description)``."""
         name = self.settings.prior
         use_matte = self._prior_override is None and (name == "input" or (name == "auto" and inp.matte is not None))
         if use_matte:
@@ -215,11 +214,11 @@ class Session:
             lr_prior = resize_plane(matte, (int(lr_rgb.shape[-2]), int(lr_rgb.shape[-1])))[None, None].clamp_(0, 1)
             prior_hr = resize_plane(matte, size).clamp_(0, 1)
             why = "input (matte given)" if name == "input" else "input (auto: matte given)"
-            return lr_prior, prior_hr, why, matte.shape[0] < size[0] or matte.shape[1] < size[1]
+            return lr_prior, prior_hr, why
         prior, why = self._network_prior(name)
         lr_prior = prior.predict(lr_rgb).to(self.device).float().clamp_(0, 1)
         prior_hr = upsample(lr_prior, size)[0, 0].clamp_(0, 1)
-        return lr_prior, prior_hr, why, True
+        return lr_prior, prior_hr, why
 
     # ------------------------------------------------------------------ the pipeline
     def _process(self, frame: int, inp: FrameInput) -> FrameResult:
@@ -257,7 +256,7 @@ class Session:
             rgb_chw = rgb_hwc.permute(2, 0, 1)[None]
             lr_size = prior_input_size(height, width, s.prior_size)
             lr_rgb = downsample(rgb_chw, lr_size).clamp_(0, 1)
-            lr_prior, prior_hr, stats.prior_name, upsampled = self._prior(inp, lr_rgb, size, frame)
+            lr_prior, prior_hr, stats.prior_name = self._prior(inp, lr_rgb, size, frame)
 
         # ---- maps at full resolution
         with timer("maps"):
@@ -334,8 +333,9 @@ class Session:
                 else:
                     lvl_rgb_hwc = downsample(rgb_chw, lvl_size)[0].permute(1, 2, 0).clamp_(0, 1)
                 guide = None
-                # first level from a low-res prior: the refiner's prior input is its guided upsampling
-                if last_scale is None and upsampled and wants_guided_prior(self.refiner):
+                # first level: a guided-input refiner gets the guided upsampling of the prior at the prior's
+                # resolution (also for a full-resolution matte: the refiner was trained on low-res priors only)
+                if last_scale is None and wants_guided_prior(self.refiner):
                     guide = guided_coefficients(lr_rgb, lr_prior)
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide
