@@ -42,6 +42,22 @@ def test_missing_frames(tmp_path: Path) -> None:
     assert cache.existing_frames(pattern, range(1, 5)) == [1, 3]
 
 
+def test_frames_to_render_and_input_spans(tmp_path: Path) -> None:
+    out = str(tmp_path / "out" / "m.####.exr")
+    src = str(tmp_path / "src" / "s.####.exr")
+    for f in (3, 4):
+        Path(cache.frame_path(out, f)).parent.mkdir(parents=True, exist_ok=True)
+        Path(cache.frame_path(out, f)).write_bytes(b"x")
+    for f in (9, 10):
+        Path(cache.frame_path(src, f)).parent.mkdir(parents=True, exist_ok=True)
+        Path(cache.frame_path(src, f)).write_bytes(b"x")
+    assert cache.frames_to_render(out, 1, 6) == ([1, 2, 3, 4, 5, 6], [1, 2, 5, 6])
+    assert cache.frames_to_render(out, 1, 6, [4, 3, 12, 4]) == ([3, 4, 12], [12])
+    # frames 12-13 with keyframes every 8: pre-roll from 8; 9-10 already cached for the source only
+    assert cache.input_spans([12, 13], 1, 8, [src, out]) == [[(8, 8), (11, 13)], [(8, 13)]]
+    assert cache.input_spans([2], 5, 8, [src]) == [[(2, 2)]]  # never before the first asked frame
+
+
 def test_cache_key_follows_settings_model_and_inputs(tmp_path: Path) -> None:
     base = cache.cache_key(Settings(), "in1", "0.1.0")
     assert base == cache.cache_key(Settings(), "in1", "0.1.0")

@@ -222,8 +222,7 @@ def render(group: Any, app: Any, frames: list[int] | None = None) -> sidecar.Ren
     if group.getInput(0) is None:
         _status(group, "connect a plate to the Source input first")
         return None
-    wanted = sorted(set(frames)) if frames else list(range(state["first"], state["last"] + 1))
-    missing = cache.missing_frames(state["output_pattern"], wanted)
+    wanted, missing = cache.frames_to_render(state["output_pattern"], state["first"], state["last"], frames)
     if not missing:
         _status(group, f"all {len(wanted)} frame(s) already rendered for these settings")
         return None
@@ -233,11 +232,11 @@ def render(group: Any, app: Any, frames: list[int] | None = None) -> sidecar.Ren
         _status(group, str(exc))
         return None
     settings = state["settings"]
-    start = cache.preroll_start(missing[0], settings.keyframe_interval, min(state["first"], missing[0]))
     writers = [(K.WRITE_SOURCE, state["source"])] + ([(K.WRITE_MATTE, state["matte"])] if state["matte"] else [])
-    for name, pattern in writers:
+    todo = cache.input_spans(missing, state["first"], settings.keyframe_interval, [p for _, p in writers])
+    for (name, pattern), spans in zip(writers, todo, strict=True):
         Path(pattern).parent.mkdir(parents=True, exist_ok=True)
-        for a, b in cache.spans(cache.missing_frames(pattern, range(start, missing[-1] + 1))):
+        for a, b in spans:
             _render_writer(app, _inner(group, name), a, b)
     state["cache"].write_manifest(state["key"], settings, state["input_id"], state["source"], state["matte"])
     cmd = sidecar.render_command(engine, state["source"], state["output_pattern"], missing[0], missing[-1],

@@ -80,6 +80,23 @@ def preroll_start(frame: int, keyframe_interval: int, first: int) -> int:
 _RANGE = re.compile(r"^(-?\d+)(?:-(-?\d+))?(?:[x:](\d+))?$")
 
 
+def frames_to_render(pattern: str, first: int, last: int, frames: Iterable[int] | None = None
+                     ) -> tuple[list[int], list[int]]:
+    """``(wanted, missing)``: the frames asked for (``frames``, or ``first..last``) and those of them not yet
+    rendered to ``pattern``."""
+    wanted = sorted(set(frames)) if frames else list(range(first, last + 1))
+    return wanted, missing_frames(pattern, wanted)
+
+
+def input_spans(frames: Sequence[int], first: int, keyframe_interval: int, patterns: Sequence[str]
+                ) -> list[list[tuple[int, int]]]:
+    """For each input-cache pattern, the frame spans to write so the engine can render ``frames`` (sorted):
+    pre-roll from the keyframe at or before ``frames[0]`` (not before ``first``), frames on disk skipped."""
+    start = preroll_start(frames[0], keyframe_interval, min(first, frames[0]))
+    needed = range(start, frames[-1] + 1)
+    return [spans(missing_frames(p, needed)) for p in patterns]
+
+
 def parse_frame_ranges(text: str) -> list[int]:
     """Parse a host frame-range string: ``"1-10"``, ``"1-10x2"``, ``"5"``, ``"1,3,5-7"``, ``"1-5 9-12"``.
 

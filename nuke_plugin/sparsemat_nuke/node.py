@@ -205,19 +205,18 @@ def write_inputs(node: Any, state: NodeState, frames: list[int]) -> None:
     Runs the internal Writes with ``nuke.execute`` on the main thread, proxy off; frames already
     in the input cache are not written again.
     """
-    start = cache.preroll_start(frames[0], state.settings.keyframe_interval, min(state.first, frames[0]))
-    needed = range(start, frames[-1] + 1)
     jobs = [(K.WRITE_SOURCE, state.source)] + ([(K.WRITE_MATTE, state.matte)] if state.matte else [])
+    todo = cache.input_spans(frames, state.first, state.settings.keyframe_interval, [p for _, p in jobs])
     root = nuke.root()
     proxy = bool(root["proxy"].value())
     if proxy:
         root["proxy"].setValue(False)
     try:
-        for write_name, pattern in jobs:
+        for (write_name, pattern), spans in zip(jobs, todo, strict=True):
             write = _inner(node, write_name)
             write["file"].setValue(pattern)
             Path(pattern).parent.mkdir(parents=True, exist_ok=True)
-            for a, b in cache.spans(cache.missing_frames(pattern, needed)):
+            for a, b in spans:
                 nuke.execute(write, a, b, 1)
     finally:
         if proxy:
@@ -343,8 +342,7 @@ def render(node: Any, frames: list[int] | None = None, wait: bool | None = None)
     if node.input(0) is None:
         _show_error(node, "Connect a plate to the Source input first.")
         return None
-    wanted = sorted(set(frames)) if frames else list(range(state.first, state.last + 1))
-    missing = cache.missing_frames(state.output_pattern, wanted)
+    wanted, missing = cache.frames_to_render(state.output_pattern, state.first, state.last, frames)
     if not missing:
         _set_status(node, f"all {len(wanted)} frame(s) already rendered for these settings")
         return None
