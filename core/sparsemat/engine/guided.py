@@ -81,24 +81,30 @@ def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = GU
 
 
 def guided_dense(lr_rgb: torch.Tensor, lr_alpha: torch.Tensor, rgb: torch.Tensor, radius: int = GUIDED_RADIUS,
-                 eps: float = GUIDED_EPS, clip: bool = True) -> torch.Tensor:
+                 eps: float = GUIDED_EPS, clip: bool = True, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Guided upsampling of a low-res alpha to the size of ``rgb`` (every pixel).
 
     Args:
-        lr_rgb: ``[B, 3, h, w]`` float32 display sRGB in [0, 1], the plate at the prior's resolution.
-        lr_alpha: ``[B, 1, h, w]`` float32 alpha in [0, 1].
-        rgb: ``[B, 3, H, W]`` float32 display sRGB in [0, 1], the full-resolution guide.
+        lr_rgb: ``[B, C, h, w]`` float display sRGB in [0, 1], the plate at the prior's resolution.
+        lr_alpha: ``[B, 1, h, w]`` float alpha in [0, 1].
+        rgb: ``[B, C, H, W]`` float32 display sRGB in [0, 1], the full-resolution guide.
         clip: clamp to [0, 1].
+        dtype: precision of the coefficient solve (the upsampling and the result are float32).
 
     Returns:
         ``[B, 1, H, W]`` float32.
     """
     size = (int(rgb.shape[-2]), int(rgb.shape[-1]))
-    a, b = guided_coefficients(lr_rgb, lr_alpha, radius, eps)
+    a, b = guided_coefficients(lr_rgb, lr_alpha, radius, eps, dtype)
+    a, b = a.float(), b.float()
     if tuple(a.shape[-2:]) != size:
-        a = F.interpolate(a.float(), size=size, mode="bilinear", align_corners=False)
-        b = F.interpolate(b.float(), size=size, mode="bilinear", align_corners=False)
-    q = (a.float() * rgb.float()).sum(dim=1, keepdim=True) + b.float()
+        a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    guide = rgb.float()
+    q = b[:, 0].clone()  # one plane at a time: no [B, C, H, W] product at full resolution
+    for c in range(guide.shape[1]):
+        q.addcmul_(a[:, c], guide[:, c])
+    q = q[:, None]
     return q.clamp(0.0, 1.0) if clip else q
 
 

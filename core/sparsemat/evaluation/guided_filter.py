@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsemat.engine.guided import box_filter, guided_coefficients
+from sparsemat.engine.guided import box_filter, guided_coefficients, guided_dense
 
 __all__ = ["box_filter", "bilinear_upsample", "guided_filter", "guided_upsample"]
 
@@ -64,14 +64,8 @@ def guided_upsample(lr_alpha: np.ndarray, hr_rgb: np.ndarray, radius: int = 1, e
         out = guided_filter(hr_rgb, lr, radius, eps)
         return np.clip(out, 0.0, 1.0) if clip else out
     guide_lr = F.interpolate(guide_hr, size=(h, w), mode="bilinear", align_corners=False, antialias=True).double()
-    a, b = guided_coefficients(guide_lr, torch.from_numpy(lr)[None, None], radius, eps, torch.float64)
-    a_hr = F.interpolate(a.float(), size=(hh, ww), mode="bilinear", align_corners=False)
-    b_hr = F.interpolate(b.float(), size=(hh, ww), mode="bilinear", align_corners=False)
-    q = torch.addcmul(b_hr[:, 0], a_hr[:, 0], guide_hr[:, 0])
-    for c in range(1, guide_hr.shape[1]):
-        q.addcmul_(a_hr[:, c], guide_hr[:, c])
-    out = q[0].numpy()
-    return np.clip(out, 0.0, 1.0) if clip else out.astype(np.float32)
+    q = guided_dense(guide_lr, torch.from_numpy(lr)[None, None], guide_hr, radius, eps, clip, torch.float64)
+    return q[0, 0].numpy()
 
 
 def bilinear_upsample(lr_alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:

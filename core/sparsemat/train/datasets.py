@@ -19,7 +19,7 @@ display sRGB in [0, 1]): SHM batches ``rgb [B,3,H,W]``, ``alpha``/``prior_hr [B,
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,24 @@ def training_photos(folder: str | None = None, exclude: Sequence[str] = ()) -> l
         return load_photos(tmp)
 
 
+def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
+               fixed_kinds: bool, crops_per_sample: int,
+               composite: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``batch`` SHM items, ``crops_per_sample`` cut from each ``composite()`` (``(rgb [H,W,3], alpha [H,W])``);
+    item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
+    with torch_threads(1):
+        while len(out["rgb"]) < batch:
+            rgb, alpha = composite()
+            for _ in range(min(max(1, crops_per_sample), batch - len(out["rgb"]))):
+                i = len(out["rgb"])
+                kind = (kinds[i % len(kinds)] if fixed_kinds else str(rng.choice(list(kinds)))) if kinds else None
+                item = shm_crops_from(rng, rgb, alpha, crop, factor, kind)
+                for k in _KEYS:
+                    out[k].append(item[k])
+    return _stack(out)
+
+
 def _stack(items: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(np.clip(np.stack(v), 0.0, 1.0).astype(np.float32)) for k, v in items.items()}
 
@@ -165,20 +183,14 @@ class SyntheticSource:
         """
         if sample_scale is not None or crops_per_sample > 1:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
-            out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
-            with torch_threads(1):
-                while len(out["rgb"]) < batch:
-                    short = int(round(crop * rng.uniform(lo, hi)))
-                    long = int(round(short * rng.uniform(1.0, 1.6)))
-                    size = (short, long) if rng.random() < 0.5 else (long, short)
-                    smp = make_sample(rng, size, self.photos)
-                    for _ in range(min(crops_per_sample, batch - len(out["rgb"]))):
-                        i = len(out["rgb"])
-                        kind = (kinds[i % len(kinds)] if fixed_kinds else str(rng.choice(list(kinds)))) if kinds else None
-                        item = shm_crops_from(rng, smp.rgb, smp.alpha, crop, factor, kind)
-                        for k in _KEYS:
-                            out[k].append(item[k])
-            return _stack(out)
+
+            def composite() -> tuple[np.ndarray, np.ndarray]:
+                short = int(round(crop * rng.uniform(lo, hi)))
+                long = int(round(short * rng.uniform(1.0, 1.6)))
+                smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos)
+                return smp.rgb, smp.alpha
+
+            return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]])
                      for i in range(batch)]
@@ -234,20 +246,8 @@ class _CompositeSource:
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
         composite. ``sample_scale`` sizes synthetic composites only: user composites keep their own size."""
-        out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
-        with torch_threads(1):
-            while len(out["rgb"]) < batch:
-                rgb, alpha = self.composite(rng, crop)
-                for _ in range(min(max(1, crops_per_sample), batch - len(out["rgb"]))):
-                    i = len(out["rgb"])
-                    if fixed_kinds and kinds:
-                        kind: str | None = kinds[i % len(kinds)]
-                    else:
-                        kind = str(rng.choice(list(kinds))) if kinds else None
-                    item = shm_crops_from(rng, rgb, alpha, crop, factor, kind)
-                    for k in _KEYS:
-                        out[k].append(item[k])
-        return _stack(out)
+        return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
+                          lambda: self.composite(rng, crop))
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
                   kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:
