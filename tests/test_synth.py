@@ -47,6 +47,16 @@ def test_fractional_alpha_and_strands_present():
     assert ((cov > 0) & (cov < 1)).sum() > 100  # thin anti-aliased strands give fractional coverage
 
 
+def test_soft_edge_prob_sets_the_share_of_defocused_bodies():
+    soft = [synth.make_subject(k, (512, 512), None, 1.0).softness for k in range(12)]
+    sharp = [synth.make_subject(k, (512, 512), None, 0.0).softness for k in range(12)]
+    assert min(soft) >= 2.0 and max(soft) <= 24.0 and set(sharp) == {1.0}
+    default = [synth.make_subject(k, (512, 512)).softness for k in range(40)]
+    assert 0 < sum(s > 1.0 for s in default) < 20  # about a quarter by default
+    np.testing.assert_array_equal(synth.make_sample(5, SIZE).alpha,
+                                  synth.make_sample(5, SIZE, soft_edge_prob=synth.SOFT_EDGE_PROB).alpha)
+
+
 def test_strand_counts_scale_with_resolution():
     small = synth.make_subject(11, (256, 256)).strands
     large = synth.make_subject(11, (1024, 1024)).strands

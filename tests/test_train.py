@@ -143,6 +143,28 @@ def test_train_cli(tmp_path: Path) -> None:
     assert (out / "last.pt").is_file() and (tmp_path / "w.pt").is_file()
     assert set(torch.load(tmp_path / "w.pt", weights_only=True)) == {"config", "state_dict"}
     assert cli_main(["train", "shm", "--kinds", "nonsense", "--out", str(out)]) == 2
+    assert cli_main(["train", "shm", "--soft-edge-prob", "1.5", "--out", str(out)]) == 2
+
+
+def test_soft_edge_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TrainConfig.soft_edge_prob`` is what the data worker hands to every synthetic composite."""
+    from sparsemat.train import synth, trainer
+
+    seen: list[float] = []
+    real = synth.make_subject
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(float(args[3]))  # type: ignore[arg-type]
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "make_subject", spy)
+    for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):  # training_batch path and composite path
+        cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, soft_edge_prob=0.9,
+                          sample_scale=scale, crops_per_sample=per)
+        stream = trainer.BatchStream("shm", cfg)
+        stream.get(0, 1)
+        stream.close()
+    assert seen and set(seen) == {0.9}
 
 
 # ------------------------------------------------------------------------------------------- data layouts

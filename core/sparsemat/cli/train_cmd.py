@@ -64,6 +64,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="synthetic composite side / crop, uniform range [1,1.6]")
     parser.add_argument("--crops-per-sample", type=int, default=d.crops_per_sample,
                         help="crops cut from each synthetic composite [%(default)s]")
+    parser.add_argument("--soft-edge-prob", type=float, default=d.soft_edge_prob,
+                        help="chance of a defocused body edge in synthetic composites [%(default)s]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -83,6 +85,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
     if len(args.side_weights) != 4:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
+    if not 0.0 <= args.soft_edge_prob <= 1.0:
+        raise SettingsError("--soft-edge-prob", args.soft_edge_prob, "must be between 0 and 1")
     if args.steps < 1 or args.batch < 1:
         raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
     crop = args.crop if args.crop is not None else (256 if args.model == "shm" else 512)
@@ -95,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
         sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
-        init=args.init, reset_head=bool(getattr(args, "reset_head", False)),
+        init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
     )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from sparsemat.errors import InputError, SettingsError
 from sparsemat.train import imops
 from sparsemat.train.synth import (
+    SOFT_EDGE_PROB,
     degrade_prior,
     find_photo_dir,
     load_photos,
@@ -174,12 +175,14 @@ class SyntheticSource:
 
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
-                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1) -> dict[str, np.ndarray]:
+                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
+                  soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, np.ndarray]:
         """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
 
         With ``sample_scale``/``crops_per_sample`` set, composites of ``crop·U(sample_scale)`` px (aspect 1–1.6)
         are drawn and ``crops_per_sample`` crops cut from each (:func:`shm_crops_from`); otherwise
-        :func:`~sparsemat.train.synth.training_batch` builds the batch.
+        :func:`~sparsemat.train.synth.training_batch` builds the batch. ``soft_edge_prob``: chance of a
+        defocused body edge per composite.
         """
         if sample_scale is not None or crops_per_sample > 1:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
@@ -187,15 +190,16 @@ class SyntheticSource:
             def composite() -> tuple[np.ndarray, np.ndarray]:
                 short = int(round(crop * rng.uniform(lo, hi)))
                 long = int(round(short * rng.uniform(1.0, 1.6)))
-                smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos)
+                smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos,
+                                  soft_edge_prob=soft_edge_prob)
                 return smp.rgb, smp.alpha
 
             return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite)
         if fixed_kinds and kinds:
-            parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]])
-                     for i in range(batch)]
+            parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]],
+                                    soft_edge_prob=soft_edge_prob) for i in range(batch)]
             return {k: np.concatenate([p[k].numpy() for p in parts]) for k in _KEYS}
-        b = training_batch(rng, batch, crop, self.photos, lr_factor=factor, kinds=kinds)
+        b = training_batch(rng, batch, crop, self.photos, lr_factor=factor, kinds=kinds, soft_edge_prob=soft_edge_prob)
         return {k: b[k].numpy() for k in _KEYS}
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
@@ -243,9 +247,11 @@ class _CompositeSource:
 
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
-                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1) -> dict[str, np.ndarray]:
+                  sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
+                  soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
-        composite. ``sample_scale`` sizes synthetic composites only: user composites keep their own size."""
+        composite. ``sample_scale`` and ``soft_edge_prob`` shape synthetic composites only: user composites keep
+        their own size and edges."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
                           lambda: self.composite(rng, crop))
 

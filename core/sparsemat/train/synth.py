@@ -56,6 +56,9 @@ PRIOR_KINDS: tuple[str, ...] = (
 
 PHOTO_DIR_ENV = "SPARSEMAT_PHOTO_DIR"
 
+SOFT_EDGE_PROB = 0.25
+"""Default chance that a synthetic body has a defocused (soft) edge instead of a sharp one."""
+
 
 @dataclass
 class Sample:
@@ -536,8 +539,12 @@ class Subject:
     motion_blur: tuple[float, float] | None = None  # length px, angle rad
 
 
-def make_subject(rng: RngLike, size: tuple[int, int], textures: Sequence[np.ndarray] | None = None) -> Subject:
-    """Draw a random subject for a ``size = (H, W)`` frame (textures: photos for colours, or None)."""
+def make_subject(rng: RngLike, size: tuple[int, int], textures: Sequence[np.ndarray] | None = None,
+                 soft_edge_prob: float = SOFT_EDGE_PROB) -> Subject:
+    """Draw a random subject for a ``size = (H, W)`` frame (textures: photos for colours, or None).
+
+    ``soft_edge_prob`` is the chance of a defocused body edge (a 2–24 px ramp at 512 px, scaled with the
+    frame) instead of a sharp 1 px one."""
     rng = as_rng(rng)
     h, w = size
     m = float(min(h, w))
@@ -557,7 +564,7 @@ def make_subject(rng: RngLike, size: tuple[int, int], textures: Sequence[np.ndar
             d = radius * rng.uniform(0.0, 0.55)
             holes.append(_random_radial(rng, cx + d * math.cos(a), cy + d * math.sin(a),
                                         radius * rng.uniform(0.05, 0.25)))
-    softness = 1.0 if rng.random() < 0.75 else float(rng.uniform(2.0, 24.0) * res)
+    softness = 1.0 if rng.random() < 1.0 - soft_edge_prob else float(rng.uniform(2.0, 24.0) * res)
     subj = Subject(size, pose, bodies, holes, softness, _texture(rng, size, textures))
     if rng.random() < 0.75:
         body = _render_body(subj, pose)
@@ -680,7 +687,8 @@ def _composite(alpha: np.ndarray, premult: np.ndarray, bg: np.ndarray, fill: np.
 
 
 def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: Sequence[np.ndarray] | None = None,
-                textures: Sequence[np.ndarray] | None = None, linear: bool = False) -> Sample:
+                textures: Sequence[np.ndarray] | None = None, linear: bool = False,
+                soft_edge_prob: float = SOFT_EDGE_PROB) -> Sample:
     """One random composite.
 
     Args:
@@ -690,6 +698,7 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
         textures: photos to colour the foreground with (colour-jittered crops); None falls back to
             ``backgrounds``, and generated textures when both are None.
         linear: composite in linear light instead of display sRGB (see the module docstring).
+        soft_edge_prob: chance of a defocused body edge (see :func:`make_subject`).
 
     Returns:
         :class:`Sample` with ``rgb``/``fg``/``bg`` ``[H, W, 3]`` and ``alpha`` ``[H, W]``, float32 sRGB in [0, 1].
@@ -697,7 +706,7 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
     rng = as_rng(rng)
     size = (int(size[0]), int(size[1]))
     textures = textures if textures is not None else backgrounds
-    subj = make_subject(rng, size, textures)
+    subj = make_subject(rng, size, textures, soft_edge_prob)
     bg = make_background(rng, size, backgrounds)
     alpha, premult = render_subject(subj)
     return _composite(alpha, premult, bg, subj.body_tex, linear)
@@ -855,7 +864,7 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
                    textures: Sequence[np.ndarray] | None = None, lr_factor: int | None = None,
                    centre_prob: float = 0.85, sample_scale: tuple[float, float] = (1.0, 1.6),
                    kinds: Sequence[str] | None = None, linear: bool = False,
-                   threads: int | None = 1) -> dict[str, torch.Tensor]:
+                   threads: int | None = 1, soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, torch.Tensor]:
     """A batch of SHM training crops from fresh synthetic composites.
 
     Each item composites a sample ``crop * U(sample_scale)`` px on a side, takes a ``crop²`` window centred
@@ -865,6 +874,7 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     network's view, and bilinearly upsamples the low-res prior back to the crop (``prior_hr``).
     ``kinds`` restricts the degradations (default: all of :data:`PRIOR_KINDS`). Generation runs with
     ``threads`` torch threads (restored afterwards; 1 is fastest for crops, None leaves the setting).
+    ``soft_edge_prob``: chance of a defocused body edge per composite (see :func:`make_subject`).
 
     Returns:
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
@@ -874,13 +884,13 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     """
     with torch_threads(threads):
         return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
-                               sample_scale, kinds, linear)
+                               sample_scale, kinds, linear, soft_edge_prob)
 
 
 def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds: Sequence[np.ndarray] | None,
                     textures: Sequence[np.ndarray] | None, lr_factor: int | None, centre_prob: float,
                     sample_scale: tuple[float, float], kinds: Sequence[str] | None,
-                    linear: bool) -> dict[str, torch.Tensor]:
+                    linear: bool, soft_edge_prob: float) -> dict[str, torch.Tensor]:
     f = int(lr_factor) if lr_factor is not None else int(rng.choice([4, 8]))
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
@@ -889,7 +899,7 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
     for _ in range(batch):
         sh = int(round(crop * rng.uniform(*sample_scale)))
         sw = int(round(crop * rng.uniform(*sample_scale)))
-        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear)
+        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear, soft_edge_prob)
         cy, cx = _crop_centre(rng, smp.alpha, centre_prob)
         y0 = int(np.clip(cy - crop // 2, 0, sh - crop))
         x0 = int(np.clip(cx - crop // 2, 0, sw - crop))

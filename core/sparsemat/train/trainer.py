@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from sparsemat.engine.guided import guided_dense, wants_guided_prior
 from sparsemat.errors import SettingsError
 from sparsemat.train import losses
+from sparsemat.train.synth import SOFT_EDGE_PROB
 
 BAND_LOW = 0.01
 BAND_HIGH = 0.99
@@ -93,6 +94,8 @@ class TrainConfig:
             give crops that look like pieces of a 2K–4K plate (large subjects, wide defocused ramps).
         crops_per_sample: crops cut from each composite (cheaper large composites; 1 = the default
             :func:`~sparsemat.train.synth.training_batch` path).
+        soft_edge_prob: chance that a synthetic body has a defocused edge (2–24 px ramp at 512 px, scaled with
+            the composite) instead of a sharp one.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -128,6 +131,7 @@ class TrainConfig:
     reset_head: bool = False
     sample_scale: tuple[float, float] = (1.0, 1.6)
     crops_per_sample: int = 1
+    soft_edge_prob: float = SOFT_EDGE_PROB
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,9 +215,11 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
     f = int(rng.choice(cfg_items["lr_factors"]))
     scale = tuple(cfg_items.get("sample_scale", (1.0, 1.6)))
     per = int(cfg_items.get("crops_per_sample", 1))
+    soft = float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB))
     if per > 1 or scale != (1.0, 1.6):
-        return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, sample_scale=scale, crops_per_sample=per)
-    return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds)
+        return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, sample_scale=scale, crops_per_sample=per,
+                             soft_edge_prob=soft)
+    return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, soft_edge_prob=soft)
 
 
 class BatchStream:
@@ -228,7 +234,8 @@ class BatchStream:
         self.kind = kind
         self.cfg = cfg
         self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds),
-                      "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample}
+                      "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample,
+                      "soft_edge_prob": cfg.soft_edge_prob}
         self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
         self.pool: ProcessPoolExecutor | None = None
@@ -381,11 +388,12 @@ class ShmTask:
                 f = self.cfg.lr_factors[(i // vb) % len(self.cfg.lr_factors)]
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
                 scale, per = tuple(self.cfg.sample_scale), self.cfg.crops_per_sample
+                soft = self.cfg.soft_edge_prob
                 if per > 1 or scale != (1.0, 1.6):  # validation crops drawn like the training crops
                     arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True, sample_scale=scale,
-                                        crops_per_sample=per)
+                                        crops_per_sample=per, soft_edge_prob=soft)
                 else:
-                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True)
+                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True, soft_edge_prob=soft)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
