@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -213,13 +213,21 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
     if kind == "lpn":
         return src.lpn_batch(rng, cfg_items["batch"], cfg_items["crop"], kinds)
     f = int(rng.choice(cfg_items["lr_factors"]))
-    scale = tuple(cfg_items.get("sample_scale", (1.0, 1.6)))
-    per = int(cfg_items.get("crops_per_sample", 1))
-    soft = float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB))
-    if per > 1 or scale != (1.0, 1.6):
-        return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, sample_scale=scale, crops_per_sample=per,
-                             soft_edge_prob=soft)
-    return src.shm_batch(rng, cfg_items["batch"], cfg_items["crop"], f, kinds, soft_edge_prob=soft)
+    return _shm_batch(src, rng, cfg_items["batch"], cfg_items["crop"], f, kinds, False,
+                      tuple(cfg_items.get("sample_scale", (1.0, 1.6))), int(cfg_items.get("crops_per_sample", 1)),
+                      float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB)))
+
+
+def _shm_batch(src: Any, rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
+               fixed_kinds: bool, sample_scale: tuple[float, ...], crops_per_sample: int,
+               soft_edge_prob: float) -> dict[str, np.ndarray]:
+    """SHM crops from ``src``: from large composites when ``sample_scale``/``crops_per_sample`` differ from the
+    defaults, else from the default :func:`~sparsemat.train.synth.training_batch` path (training and validation
+    crops are drawn the same way)."""
+    large = crops_per_sample > 1 or tuple(sample_scale) != (1.0, 1.6)
+    return src.shm_batch(rng, batch, crop, factor, kinds, fixed_kinds=fixed_kinds,
+                         sample_scale=tuple(sample_scale) if large else None, crops_per_sample=crops_per_sample,
+                         soft_edge_prob=soft_edge_prob)
 
 
 class BatchStream:
@@ -387,13 +395,8 @@ class ShmTask:
             for i in range(0, self.cfg.val_size, vb):
                 f = self.cfg.lr_factors[(i // vb) % len(self.cfg.lr_factors)]
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
-                scale, per = tuple(self.cfg.sample_scale), self.cfg.crops_per_sample
-                soft = self.cfg.soft_edge_prob
-                if per > 1 or scale != (1.0, 1.6):  # validation crops drawn like the training crops
-                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True, sample_scale=scale,
-                                        crops_per_sample=per, soft_edge_prob=soft)
-                else:
-                    arr = src.shm_batch(rng, vb, self.cfg.crop, f, kk, fixed_kinds=True, soft_edge_prob=soft)
+                arr = _shm_batch(src, rng, vb, self.cfg.crop, f, kk, True, self.cfg.sample_scale,
+                                 self.cfg.crops_per_sample, self.cfg.soft_edge_prob)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
