@@ -47,6 +47,66 @@ def test_losses_zero_on_match_and_masked() -> None:
     assert float(losses.gradient_loss(p * m, g * m, m)) == 0.0
 
 
+def test_local_contrast_matches_numpy_window_std() -> None:
+    rgb = torch.rand(1, 3, 12, 14)
+    got = losses.local_contrast(rgb, 3)[0, 0].numpy()
+    x = rgb[0].numpy().astype(np.float64)
+    for y, xx in ((5, 6), (0, 0), (11, 13)):  # interior and corners (window clipped to the image)
+        win = x[:, max(0, y - 1):y + 2, max(0, xx - 1):xx + 2].reshape(3, -1)
+        assert got[y, xx] == pytest.approx(np.sqrt(win.var(axis=1).sum()), abs=1e-5)
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert float(losses.local_contrast(flat, 5).max()) < 1e-3
+
+
+def test_flat_consistency_loss_weighs_flat_band_pixels_only() -> None:
+    h, w = 16, 32
+    rgb = torch.full((1, 3, h, w), 0.5)
+    rgb[..., 16:] = torch.rand(1, 3, h, 16)  # right half: strong texture
+    band = torch.zeros(1, 1, h, w)
+    band[..., 4:12, :] = 1.0
+    base = torch.full((1, 1, h, w), 0.4)
+    pred = base.clone()
+    assert float(losses.flat_consistency_loss(pred, base, rgb, band, 3, 0.05)) == 0.0
+    pred[..., :, 20:] += 0.5  # change only where the plate is textured: not penalised
+    assert float(losses.flat_consistency_loss(pred, base, rgb, band, 3, 0.05)) < 1e-3
+    pred = base.clone()
+    pred[..., :, :12] += 0.3  # change on the flat side, inside and outside the band
+    pred[..., :4, :] += 0.5   # outside the band: ignored
+    # flat band pixels (weight 1): columns 0–14; column 15's window reaches the texture (weight 0)
+    got = float(losses.flat_consistency_loss(pred, base, rgb, band, 3, 0.05))
+    assert got == pytest.approx(0.3 * 12 / 15, rel=1e-4)
+
+
+def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
+    from sparsemat.train import trainer
+
+    cfg0 = _cfg(tmp_path, crop=64, batch=2)
+    stream = trainer.BatchStream("shm", cfg0)
+    arr = stream.get(0, 1)
+    stream.close()
+    torch.manual_seed(0)
+    model = trainer.ShmTask(cfg0).build()
+    with torch.no_grad():
+        model.head[-1].weight.normal_(0, 0.1)  # type: ignore[index, union-attr]  # move off the base
+    l0, t0 = trainer.ShmTask(cfg0).loss(model, arr)
+    l1, t1 = trainer.ShmTask(_cfg(tmp_path, crop=64, batch=2, flat_weight=2.0)).loss(model, arr)
+    assert "flat" not in t0 and t1["flat"] > 0
+    assert float(l1.detach()) == pytest.approx(float(l0.detach()) + 2.0 * t1["flat"], rel=1e-5)
+
+
+def test_validation_reports_the_base_alpha(tmp_path: Path) -> None:
+    """An untouched residual SHM returns its base (up to the logit clamp), so its validation equals the base
+    blend's."""
+    from sparsemat.train import trainer
+
+    task = trainer.ShmTask(_cfg(tmp_path, crop=64, val_size=2))
+    model = task.build()
+    m = task.validate(model)
+    assert m["mad_unk"] == pytest.approx(m["base_mad_unk"], rel=2e-3)
+    assert m["grad_unk"] == pytest.approx(m["base_grad_unk"], rel=2e-3)
+    assert m["base_mad_unk"] != pytest.approx(m["prior_mad_unk"])  # the guided base is not the bilinear prior
+
+
 def test_lr_schedule() -> None:
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(1e-4)
@@ -144,6 +204,9 @@ def test_train_cli(tmp_path: Path) -> None:
     assert set(torch.load(tmp_path / "w.pt", weights_only=True)) == {"config", "state_dict"}
     assert cli_main(["train", "shm", "--kinds", "nonsense", "--out", str(out)]) == 2
     assert cli_main(["train", "shm", "--soft-edge-prob", "1.5", "--out", str(out)]) == 2
+    assert cli_main(["train", "shm", "--flat-weight", "-1", "--out", str(out)]) == 2
+    assert cli_main(["train", "shm", "--flat-window", "4", "--out", str(out)]) == 2
+    assert cli_main(["train", "shm", "--flat-contrast", "0", "--out", str(out)]) == 2
 
 
 def test_soft_edge_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,6 +66,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="crops cut from each synthetic composite [%(default)s]")
     parser.add_argument("--soft-edge-prob", type=float, default=d.soft_edge_prob,
                         help="chance of a defocused body edge in synthetic composites [%(default)s]")
+    parser.add_argument("--flat-weight", type=float, default=d.flat_weight,
+                        help="weight of the pull towards the base alpha where the plate is flat in the band "
+                             "(0: off) [%(default)s]")
+    parser.add_argument("--flat-window", type=int, default=d.flat_window,
+                        help="odd window (px) of that term's local plate contrast [%(default)s]")
+    parser.add_argument("--flat-contrast", type=float, default=d.flat_contrast,
+                        help="local RGB contrast (std) at which a pixel counts as structured [%(default)s]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -87,6 +94,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
     if not 0.0 <= args.soft_edge_prob <= 1.0:
         raise SettingsError("--soft-edge-prob", args.soft_edge_prob, "must be between 0 and 1")
+    if args.flat_weight < 0:
+        raise SettingsError("--flat-weight", args.flat_weight, "must be 0 (off) or positive")
+    if args.flat_window < 1 or args.flat_window % 2 == 0:
+        raise SettingsError("--flat-window", args.flat_window, "must be an odd number of pixels (e.g. 5)")
+    if args.flat_contrast <= 0:
+        raise SettingsError("--flat-contrast", args.flat_contrast, "must be positive (e.g. 0.05)")
     if args.steps < 1 or args.batch < 1:
         raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
     crop = args.crop if args.crop is not None else (256 if args.model == "shm" else 512)
@@ -100,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
+        flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast,
     )
 
 

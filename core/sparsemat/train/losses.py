@@ -92,6 +92,47 @@ def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
     return ((dxp - dxg).abs() * mx).sum() / (mx.sum() + 1.0) + ((dyp - dyg).abs() * my).sum() / (my.sum() + 1.0)
 
 
+def local_contrast(rgb: Tensor, window: int) -> Tensor:
+    """Plate contrast around each pixel: ``sqrt(Σ_c var_window(rgb_c))``.
+
+    Args:
+        rgb: ``[B, 3, H, W]`` plate in [0, 1] (display-referred, as the SHM sees it).
+        window: odd box side in px; borders average over the pixels inside the image only.
+
+    Returns:
+        ``[B, 1, H, W]`` float32 ≥ 0 (0 on a flat colour; √3·0.5 ≈ 0.87 where a window straddles a
+        black/white edge half and half).
+    """
+    pad = window // 2
+    mean = F.avg_pool2d(rgb, window, 1, pad, count_include_pad=False)
+    sq = F.avg_pool2d(rgb * rgb, window, 1, pad, count_include_pad=False)
+    return (sq - mean * mean).clamp_min(0.0).sum(1, keepdim=True).sqrt()
+
+
+def flat_consistency_loss(pred: Tensor, base: Tensor, rgb: Tensor, mask: Tensor, window: int, contrast: float) -> Tensor:
+    """L1 pull of ``pred`` towards ``base`` where the plate is flat, inside the band.
+
+    Where the plate shows no structure the SHM has no evidence to move the alpha away from its base
+    (the guided/bilinear prior it was given), so any change there is a guess; weighting each band pixel by
+    ``1 − clip(local_contrast / contrast, 0, 1)`` penalises exactly those guesses and leaves pixels with
+    visible edges to the data terms.
+
+    Args:
+        pred: ``[B, 1, H, W]`` SHM alpha in [0, 1].
+        base: ``[B, 1, H, W]`` the alpha the SHM was given (engine first level: guided or bilinear prior).
+        rgb: ``[B, 3, H, W]`` plate in [0, 1].
+        mask: ``[B, 1, H, W]`` float band.
+        window: odd box side of :func:`local_contrast` in px.
+        contrast: local contrast at which a pixel counts as fully structured (weight 0).
+
+    Returns:
+        0-d float32 tensor: weighted mean of ``|pred − base|``.
+    """
+    flat = 1.0 - (local_contrast(rgb, window) / contrast).clamp(0.0, 1.0)
+    w = mask * flat
+    return (w * (pred - base).abs()).sum() / w.sum().clamp_min(1.0)
+
+
 def resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Area-resize ``[B, C, H, W]`` to ``size`` (adaptive average pooling; identity when equal)."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -96,6 +96,10 @@ class TrainConfig:
             :func:`~sparsemat.train.synth.training_batch` path).
         soft_edge_prob: chance that a synthetic body has a defocused edge (2–24 px ramp at 512 px, scaled with
             the composite) instead of a sharp one.
+        flat_weight: weight of :func:`~sparsemat.train.losses.flat_consistency_loss` (0: off), which keeps the
+            SHM on its base alpha where the plate is flat inside the band.
+        flat_window, flat_contrast: that loss's contrast window (odd px) and full-structure contrast (picked on
+            training-distribution validation crops, docs/models.md).
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -132,6 +136,9 @@ class TrainConfig:
     sample_scale: tuple[float, float] = (1.0, 1.6)
     crops_per_sample: int = 1
     soft_edge_prob: float = SOFT_EDGE_PROB
+    flat_weight: float = 0.0
+    flat_window: int = 9
+    flat_contrast: float = 0.1
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -336,23 +343,34 @@ class ShmTask:
 
         return SHM(SHM_CONFIGS[self.cfg.config])
 
+    @staticmethod
+    def base_alpha(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """The alpha the SHM is given, as at the engine's first level: ``[B, 1, H, W]`` in [0, 1] (guided
+        prior for a guided-input SHM, else the bilinear ``prior_hr``)."""
+        if wants_guided_prior(model):
+            return guided_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"])
+        return batch["prior_hr"]
+
     def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor]:
         """Run the SHM on the band of ``batch``; returns ``(SHMOutput on the dense backend, band [B,1,H,W])``."""
+        out, band, _ = self._forward(model, batch)
+        return out, band
+
+    def _forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor, Tensor]:
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
-        base = prior
-        if wants_guided_prior(model):  # as the engine's first level
-            base = guided_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"])
+        base = self.base_alpha(model, batch)
         feats = torch.cat([batch["rgb"], base], 1).mul(2.0).sub(1.0)
         coords = torch.nonzero(band[:, 0] > 0)
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
         b, _, h, w = prior.shape
         x = self.backend.from_coords(coords, f, (h, w), b)
-        return model(x, batch["lr_rgb"], batch["lr_prior"]), band
+        return model(x, batch["lr_rgb"], batch["lr_prior"]), band, base
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band."""
-        out, band = self.forward(model, batch)
+        """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
+        (+ the flat-region pull towards the base alpha when ``flat_weight > 0``)."""
+        out, band, base = self._forward(model, batch)
         gt = batch["alpha"]
         terms: dict[str, float] = {}
         total = gt.new_zeros(())
@@ -375,6 +393,11 @@ class ShmTask:
             gl = losses.gradient_loss(blend, target, band)
             terms["grad"] = float(gl.detach())
             total = total + self.cfg.grad_weight * gl
+        if self.cfg.flat_weight > 0:
+            fl = losses.flat_consistency_loss(out.alpha.features, base, batch["rgb"], band, self.cfg.flat_window,
+                                              self.cfg.flat_contrast)
+            terms["flat"] = float(fl.detach())
+            total = total + self.cfg.flat_weight * fl
         return total, terms
 
     def val_set(self) -> list[dict[str, Tensor]]:
@@ -403,27 +426,24 @@ class ShmTask:
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float]:
-        """Unknown-region MAD/Grad of the blend (band: SHM, elsewhere α↑) and of α↑ alone, averaged."""
+        """Unknown-region MAD/Grad of the blend (band: SHM, elsewhere α↑), of α↑ alone and of the base blend
+        (band: the alpha the SHM was given — the guided prior for a guided-input SHM), averaged."""
         was = model.training
         model.eval()
-        rows: list[tuple[float, float, float, float]] = []
+        rows: list[tuple[float, ...]] = []
         for batch in self.val_set():
-            out, band = self.forward(model, batch)
+            out, band, base = self._forward(model, batch)
             prior = batch["prior_hr"]
             blend = (band * out.alpha.features + (1.0 - band) * prior).numpy()
+            base_blend = (band * base + (1.0 - band) * prior).numpy()
             for i in range(blend.shape[0]):
                 gt = batch["alpha"][i, 0].numpy()
-                m, g = _unknown_metrics(blend[i, 0], gt)
-                pm, pg = _unknown_metrics(prior[i, 0].numpy(), gt)
-                rows.append((m, g, pm, pg))
+                rows.append((*_unknown_metrics(blend[i, 0], gt), *_unknown_metrics(prior[i, 0].numpy(), gt),
+                             *_unknown_metrics(base_blend[i, 0], gt)))
         model.train(was)
         a = np.asarray(rows)
-        return {
-            "mad_unk": float(a[:, 0].mean()),
-            "grad_unk": float(a[:, 1].mean()),
-            "prior_mad_unk": float(a[:, 2].mean()),
-            "prior_grad_unk": float(a[:, 3].mean()),
-        }
+        names = ("mad_unk", "grad_unk", "prior_mad_unk", "prior_grad_unk", "base_mad_unk", "base_grad_unk")
+        return {n: float(a[:, j].mean()) for j, n in enumerate(names)}
 
     def export(self, model: nn.Module) -> dict[str, Any]:
         """``{"config": name, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`)."""
@@ -634,6 +654,8 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
         with log_path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         base = f" (prior {metrics['prior_mad_unk']:.2f} / {metrics['prior_grad_unk']:.2f})" if "prior_mad_unk" in metrics else ""
+        if "base_mad_unk" in metrics:
+            base += f" (base {metrics['base_mad_unk']:.2f} / {metrics['base_grad_unk']:.2f})"
         prog.message(f"val @ {step}: MAD_unk {metrics['mad_unk']:.2f}  Grad_unk {metrics['grad_unk']:.2f}{base}")
         if metrics["mad_unk"] < best:
             best = metrics["mad_unk"]
