@@ -108,7 +108,7 @@ def test_trainer_feeds_the_same_guided_prior() -> None:
              "prior_hr": F.interpolate(lr_prior, size=(crop, crop), mode="bilinear", align_corners=False)}
     task = ShmTask(TrainConfig(config="lite", crop=crop, lr_factors=(4,)))
     with torch.no_grad():
-        out, band = task.forward(_identity_lite(), batch)
+        out, band, _ = task.forward(_identity_lite(), batch)
     expect = guided_dense(batch["lr_rgb"], lr_prior, r).clamp(1e-3, 1 - 1e-3)
     sel = band > 0
     assert bool(sel.any())

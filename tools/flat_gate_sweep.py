@@ -41,7 +41,7 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float]]] = {}
     with torch.no_grad():
         for batch in task.val_set():
-            out, band, base = task._forward(model, batch)
+            out, band, base = task.forward(model, batch)
             prior = batch["prior_hr"]
             alpha = out.alpha.features
             preds = {"shm": alpha, "base": base, "prior": prior}
@@ -51,7 +51,7 @@ def main() -> None:
             for name, p in preds.items():
                 blend = (band * p + (1.0 - band) * prior).numpy()
                 for i in range(blend.shape[0]):
-                    m = trainer._unknown_metrics(blend[i, 0], batch["alpha"][i, 0].numpy())
+                    m = trainer.unknown_metrics(blend[i, 0], batch["alpha"][i, 0].numpy())
                     rows.setdefault(name, []).append(m)
     print(f"{args.weights or 'shipped lite'}: {args.crops} crops, seed {args.seed}; unknown-region MAD x1e3 / Grad /1e3")
     for name, r in rows.items():

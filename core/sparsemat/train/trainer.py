@@ -43,7 +43,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -313,11 +313,23 @@ class Task(Protocol):
         ...
 
 
-def _unknown_metrics(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+def unknown_metrics(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """Unknown-region ``(MAD ×1e3, Grad /1e3)`` of one ``[H, W]`` alpha against its ground truth (both in [0, 1])."""
     from sparsemat.evaluation.metrics import grad, mad, unknown_mask
 
     unk = unknown_mask(gt)
     return mad(pred, gt, unk), grad(pred, gt, unk)
+
+
+class ShmPass(NamedTuple):
+    """One SHM forward pass on a batch (dense backend, ``[B, 1, H, W]`` maps)."""
+
+    out: Any
+    """``SHMOutput`` (side outputs and the final alpha on the band's sites)."""
+    band: Tensor
+    """float {0, 1}: the inference band of ``prior_hr``."""
+    base: Tensor
+    """[0, 1]: the alpha the SHM was given (see :meth:`ShmTask.base_alpha`)."""
 
 
 class ShmTask:
@@ -351,12 +363,8 @@ class ShmTask:
             return guided_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"])
         return batch["prior_hr"]
 
-    def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor]:
-        """Run the SHM on the band of ``batch``; returns ``(SHMOutput on the dense backend, band [B,1,H,W])``."""
-        out, band, _ = self._forward(model, batch)
-        return out, band
-
-    def _forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor, Tensor]:
+    def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> ShmPass:
+        """Run the SHM on the band of ``batch`` as the engine's first level would."""
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
         base = self.base_alpha(model, batch)
@@ -365,12 +373,12 @@ class ShmTask:
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
         b, _, h, w = prior.shape
         x = self.backend.from_coords(coords, f, (h, w), b)
-        return model(x, batch["lr_rgb"], batch["lr_prior"]), band, base
+        return ShmPass(model(x, batch["lr_rgb"], batch["lr_prior"]), band, base)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
         (+ the flat-region pull towards the base alpha when ``flat_weight > 0``)."""
-        out, band, base = self._forward(model, batch)
+        out, band, base = self.forward(model, batch)
         gt = batch["alpha"]
         terms: dict[str, float] = {}
         total = gt.new_zeros(())
@@ -432,14 +440,14 @@ class ShmTask:
         model.eval()
         rows: list[tuple[float, ...]] = []
         for batch in self.val_set():
-            out, band, base = self._forward(model, batch)
+            out, band, base = self.forward(model, batch)
             prior = batch["prior_hr"]
             blend = (band * out.alpha.features + (1.0 - band) * prior).numpy()
             base_blend = (band * base + (1.0 - band) * prior).numpy()
             for i in range(blend.shape[0]):
                 gt = batch["alpha"][i, 0].numpy()
-                rows.append((*_unknown_metrics(blend[i, 0], gt), *_unknown_metrics(prior[i, 0].numpy(), gt),
-                             *_unknown_metrics(base_blend[i, 0], gt)))
+                rows.append((*unknown_metrics(blend[i, 0], gt), *unknown_metrics(prior[i, 0].numpy(), gt),
+                             *unknown_metrics(base_blend[i, 0], gt)))
         model.train(was)
         a = np.asarray(rows)
         names = ("mad_unk", "grad_unk", "prior_mad_unk", "prior_grad_unk", "base_mad_unk", "base_grad_unk")
@@ -504,7 +512,7 @@ class LpnTask:
             for i in range(pred.shape[0]):
                 gt = batch["alpha"][i, 0].numpy()
                 p = pred[i, 0].numpy()
-                m, g = _unknown_metrics(p, gt)
+                m, g = unknown_metrics(p, gt)
                 rows.append((m, g, mad(p, gt)))
         model.train(was)
         a = np.asarray(rows)
