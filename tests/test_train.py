@@ -107,6 +107,36 @@ def test_validation_reports_the_base_alpha(tmp_path: Path) -> None:
     assert m["base_mad_unk"] != pytest.approx(m["prior_mad_unk"])  # the guided base is not the bilinear prior
 
 
+def test_cuda_device_without_a_gpu_is_a_settings_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
+    with pytest.raises(SettingsError, match="no CUDA GPU"):
+        train(_cfg(tmp_path, device="cuda"), quiet=True)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    assert cli_main(["train", "shm", "--device", "cuda", "--out", str(tmp_path / "cli")]) == 2
+
+
+def test_unknown_device_is_a_settings_error(tmp_path: Path) -> None:
+    from sparsemat.train.trainer import training_device
+
+    for name in ("gpu", "meta"):
+        with pytest.raises(SettingsError, match="--device"):
+            training_device(name)
+    assert training_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu(tmp_path: Path) -> None:
+    """Same seed, same batches: a few steps on CUDA follow the CPU run's losses; exports are CPU tensors."""
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        res = train(_cfg(tmp_path / dev, steps=4, fixed_batches=2, val_every=4, device=dev), quiet=True)
+        runs[dev] = res
+    np.testing.assert_allclose(runs["cuda"]["losses"], runs["cpu"]["losses"], rtol=2e-3)
+    assert runs["cuda"]["history"][-1]["mad_unk"] == pytest.approx(runs["cpu"]["history"][-1]["mad_unk"], rel=1e-2)
+    sd = torch.load(tmp_path / "cuda" / "run" / "best.pt", weights_only=True)["state_dict"]
+    assert all(v.device.type == "cpu" for v in sd.values())
+
+
 def test_lr_schedule() -> None:
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(1e-4)

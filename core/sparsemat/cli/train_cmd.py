@@ -76,6 +76,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
+    parser.add_argument("--device", default=d.device,
+                        help="cpu, cuda or cuda:N: where the network trains (data is made on the CPU) [%(default)s]")
     parser.add_argument("--workers", type=int, default=d.workers, help="data processes (0: in-process) [%(default)s]")
     parser.add_argument("--export", default=None, metavar="PATH",
                         help="after training, write the best checkpoint's weights here ({config, state_dict})")
@@ -111,7 +113,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_size=max(1, args.val_size), lr_factors=tuple(args.lr_factors), kinds=kinds, kernel=args.kernel,
         side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
         sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
-        crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, workers=max(0, args.workers), resume=args.resume,
+        crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, device=args.device,
+        workers=max(0, args.workers), resume=args.resume,
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
         flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast,
     )

@@ -85,6 +85,8 @@ class TrainConfig:
             ``none``: generated textures only).
         exclude_photos: photo file names left out of training (held out for the real-photo check).
         threads: torch threads of the optimiser process.
+        device: ``cpu`` or a CUDA device (``cuda``, ``cuda:1``): where the network, its batches and the
+            validation run; batches are still generated on the CPU by the data workers.
         workers: batch-generation processes (0: generate in-process).
         resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
         init: start from this checkpoint's weights (fine-tuning: fresh optimizer, schedule and step count).
@@ -129,6 +131,7 @@ class TrainConfig:
     photos: str | None = None
     exclude_photos: tuple[str, ...] = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
     threads: int = 1
+    device: str = "cpu"
     workers: int = 1
     resume: bool | str = False
     init: str | None = None
@@ -172,6 +175,42 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     t = min(max(t, 0.0), 1.0)
     lo = cfg.lr * cfg.min_lr_ratio
     return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device of ``TrainConfig.device``.
+
+    Raises:
+        SettingsError: not a device name, or a CUDA device PyTorch cannot see.
+    """
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SettingsError("--device", name, "use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise SettingsError("--device", name, "use cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SettingsError("--device", name, "PyTorch sees no CUDA GPU on this machine; train with --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise SettingsError("--device", name, f"this machine has {count} CUDA GPU(s): cuda:0 … cuda:{count - 1}")
+    return dev
+
+
+def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """``batch`` with every tensor on ``device`` (the same dict when it is already there)."""
+    if all(v.device == device for v in batch.values()):
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -439,14 +478,16 @@ class ShmTask:
         was = model.training
         model.eval()
         rows: list[tuple[float, ...]] = []
-        for batch in self.val_set():
+        dev = _model_device(model)
+        for cpu_batch in self.val_set():
+            batch = to_device(cpu_batch, dev)
             out, band, base = self.forward(model, batch)
             prior = batch["prior_hr"]
-            blend = (band * out.alpha.features + (1.0 - band) * prior).numpy()
-            base_blend = (band * base + (1.0 - band) * prior).numpy()
+            blend = (band * out.alpha.features + (1.0 - band) * prior).cpu().numpy()
+            base_blend = (band * base + (1.0 - band) * prior).cpu().numpy()
             for i in range(blend.shape[0]):
-                gt = batch["alpha"][i, 0].numpy()
-                rows.append((*unknown_metrics(blend[i, 0], gt), *unknown_metrics(prior[i, 0].numpy(), gt),
+                gt = cpu_batch["alpha"][i, 0].numpy()
+                rows.append((*unknown_metrics(blend[i, 0], gt), *unknown_metrics(cpu_batch["prior_hr"][i, 0].numpy(), gt),
                              *unknown_metrics(base_blend[i, 0], gt)))
         model.train(was)
         a = np.asarray(rows)
@@ -454,8 +495,9 @@ class ShmTask:
         return {n: float(a[:, j].mean()) for j, n in enumerate(names)}
 
     def export(self, model: nn.Module) -> dict[str, Any]:
-        """``{"config": name, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`)."""
-        return {"config": self.cfg.config, "state_dict": model.state_dict()}
+        """``{"config": name, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`;
+        CPU tensors whatever the training device)."""
+        return {"config": self.cfg.config, "state_dict": _cpu_state(model)}
 
 
 class LpnTask:
@@ -507,8 +549,10 @@ class LpnTask:
         was = model.training
         model.eval()
         rows: list[tuple[float, float, float]] = []
+        dev = _model_device(model)
         for batch in self.val_set():
-            pred, _ = model(batch["rgb"] * 2.0 - 1.0)
+            pred, _ = model(batch["rgb"].to(dev) * 2.0 - 1.0)
+            pred = pred.cpu()
             for i in range(pred.shape[0]):
                 gt = batch["alpha"][i, 0].numpy()
                 p = pred[i, 0].numpy()
@@ -519,8 +563,9 @@ class LpnTask:
         return {"mad_unk": float(a[:, 0].mean()), "grad_unk": float(a[:, 1].mean()), "mad": float(a[:, 2].mean())}
 
     def export(self, model: nn.Module) -> dict[str, Any]:
-        """``{"config": "lpn", "state_dict": ...}`` (loadable by :func:`sparsemat.priors.lpn_prior.load_lpn_weights`)."""
-        return {"config": "lpn", "state_dict": model.state_dict()}
+        """``{"config": "lpn", "state_dict": ...}`` (loadable by :func:`sparsemat.priors.lpn_prior.load_lpn_weights`;
+        CPU tensors)."""
+        return {"config": "lpn", "state_dict": _cpu_state(model)}
 
 
 def make_task(cfg: TrainConfig) -> ShmTask | LpnTask:
@@ -609,11 +654,12 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
 
 
 def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
+    device = training_device(cfg.device)
     task = make_task(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = task.build()
+    model = task.build().to(device)  # a resumed optimizer state is cast to the parameters' device on load
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
@@ -676,7 +722,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             validate(0, 0.0)
         for step in range(start, cfg.steps):
             t = time.time()
-            batch = stream.get(step, cfg.steps)
+            batch = to_device(stream.get(step, cfg.steps), device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             loss, terms = task.loss(model, batch)
