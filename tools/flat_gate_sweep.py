@@ -7,6 +7,7 @@ crops (192 px from 576–1,920 px synthetic composites, the nine phase-3 degrada
 run uses, then blends it back towards its base alpha where the plate is flat,
 ``base + g·(α_SHM − base)`` with ``g = clip(local_contrast(rgb, window) / contrast, 0, 1)``, and prints the
 unknown-region MAD (×1e3) / Grad (/1e3) of each (window, contrast) next to the SHM, its base and the prior.
+``--scales`` adds residual temperatures ``α = σ(s·head + logit(base))`` (the last head conv scaled by ``s``).
 
 This is how ``TrainConfig.flat_window`` / ``flat_contrast`` were picked (docs/models.md); the validation
 yardstick's plates are never looked at.
@@ -15,6 +16,7 @@ yardstick's plates are never looked at.
 from __future__ import annotations
 
 import argparse
+import copy
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=48, help="validation crops [%(default)s]")
     ap.add_argument("--windows", default="5,9,15", help="odd windows in px [%(default)s]")
     ap.add_argument("--contrasts", default="0.05,0.1,0.2,0.4", help="full-structure contrasts [%(default)s]")
+    ap.add_argument("--scales", default="", help="residual temperatures s to add, e.g. 0.75,0.5,0.25 [none]")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = build_shm(args.weights or "lite").eval()
@@ -39,12 +42,20 @@ def main() -> None:
     task = trainer.ShmTask(cfg)
     grid = [(int(w), float(c)) for w in args.windows.split(",") for c in args.contrasts.split(",")]
     rows: dict[str, list[tuple[float, float]]] = {}
+    scaled = {}
+    for sc in (float(v) for v in args.scales.split(",") if v):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            m.head[-1].weight.mul_(sc)  # type: ignore[index, union-attr]  # the lite head's last conv has no bias
+        scaled[f"residual s={sc}"] = m
     with torch.no_grad():
         for batch in task.val_set():
             out, band, base = task.forward(model, batch)
             prior = batch["prior_hr"]
             alpha = out.alpha.features
             preds = {"shm": alpha, "base": base, "prior": prior}
+            for name, m in scaled.items():
+                preds[name] = task.forward(m, batch).out.alpha.features
             for w, c in grid:
                 g = (losses.local_contrast(batch["rgb"], w) / c).clamp(0.0, 1.0)
                 preds[f"gate w={w} c={c}"] = base + g * (alpha - base)
