@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sparsemat.engine.guided import box_filter
+
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
@@ -103,9 +105,8 @@ def local_contrast(rgb: Tensor, window: int) -> Tensor:
         ``[B, 1, H, W]`` float32 ≥ 0 (0 on a flat colour; √3·0.5 ≈ 0.87 where a window straddles a
         black/white edge half and half).
     """
-    pad = window // 2
-    mean = F.avg_pool2d(rgb, window, 1, pad, count_include_pad=False)
-    sq = F.avg_pool2d(rgb * rgb, window, 1, pad, count_include_pad=False)
+    mean = box_filter(rgb, window // 2)
+    sq = box_filter(rgb * rgb, window // 2)
     return (sq - mean * mean).clamp_min(0.0).sum(1, keepdim=True).sqrt()
 
 
