@@ -26,10 +26,6 @@ def _mask(x: SparseMap) -> Tensor:
     return cast(Tensor, x.sites)
 
 
-def _bias(b: Tensor | None) -> Tensor | None:
-    return None if b is None else b
-
-
 class DenseBackend(Backend):
     """Masked dense reference; features ``[B, C, H, W]``, ``sites`` = mask ``[B, 1, H, W]`` float."""
 
@@ -73,7 +69,7 @@ class DenseBackend(Backend):
         """See :meth:`Backend.subm_conv`."""
         k = int(w.shape[1])
         pad = dilation * (k // 2)
-        out = F.conv2d(x.features, w.permute(0, 3, 1, 2), _bias(b), padding=pad, dilation=dilation)
+        out = F.conv2d(x.features, w.permute(0, 3, 1, 2), b, padding=pad, dilation=dilation)
         return x.replace(out * _mask(x))
 
     def down_conv(self, x: SparseMap, w: Tensor, b: Tensor | None, key: str) -> SparseMap:
@@ -85,7 +81,7 @@ class DenseBackend(Backend):
                 key, KeyEntry(x.sites, coarse, x.spatial_shape, (int(coarse.shape[2]), int(coarse.shape[3])))
             )
         coarse_mask = cast(Tensor, entry.coarse)
-        out = F.conv2d(x.features, w.permute(0, 3, 1, 2), _bias(b), stride=2, padding=1)
+        out = F.conv2d(x.features, w.permute(0, 3, 1, 2), b, stride=2, padding=1)
         return x.moved(out * coarse_mask, coarse_mask, entry.coarse_shape, +1)
 
     def up_conv(self, x: SparseMap, w: Tensor, b: Tensor | None, key: str) -> SparseMap:
@@ -93,7 +89,7 @@ class DenseBackend(Backend):
         entry = x.registry.coarse_entry(key, x.sites)
         fine_mask = cast(Tensor, entry.fine)
         out = F.conv_transpose2d(
-            x.features, w.permute(3, 0, 1, 2), _bias(b), stride=2, padding=1, output_padding=_out_pad(entry)
+            x.features, w.permute(3, 0, 1, 2), b, stride=2, padding=1, output_padding=_out_pad(entry)
         )
         return x.moved(out * fine_mask, fine_mask, entry.fine_shape, -1)
 
