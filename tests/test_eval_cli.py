@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+import torch
 from sparsemat.cli.main import main as cli_main
 from sparsemat.evaluation.validation import format_markdown, summarise
 
@@ -94,3 +96,27 @@ def test_validation_verdict_logic() -> None:
            "setup": {"images": 1, "size": [1440, 2560], "seed": 1, "model": "x"}}
     md = format_markdown(res)
     assert "| down4 | 100.00 | 90.00 | 60.00 | -40 % |" in md and "**no**" in md
+
+
+def test_validation_runs_the_engine_at_the_given_refine_strength() -> None:
+    """``--refine-strength 0.5`` on the yardstick == the refiner with half its residual correction."""
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    halved = build_shm("lite")
+    with torch.no_grad():
+        halved.head[-1].weight.mul_(0.5)
+    kw: dict[str, Any] = {"images": 1, "size": (288, 512), "kinds": ("down4",), "metrics": ("mad", "grad"),
+                          "photos": []}  # generated textures: no photo folder needed
+    full = validate(build_shm("lite"), **kw)
+    tempered = validate(build_shm("lite"), refine_strength=0.5, **kw)
+    reference = validate(halved, **kw)
+    assert tempered["setup"]["refine_strength"] == 0.5 and full["setup"]["refine_strength"] == 1.0
+    assert "at refine_strength 0.5" in format_markdown(tempered) and "refine_strength" not in format_markdown(full)
+
+    def shm_row(res: dict[str, Any]) -> dict[str, Any]:
+        return next(r for r in res["rows"] if r["method"] == "shm")
+
+    assert shm_row(tempered)["mad_unk"] == pytest.approx(shm_row(reference)["mad_unk"], abs=1e-3)
+    assert shm_row(tempered)["grad_unk"] == pytest.approx(shm_row(reference)["grad_unk"], abs=1e-3)
+    assert abs(shm_row(full)["mad_unk"] - shm_row(tempered)["mad_unk"]) > 0.1

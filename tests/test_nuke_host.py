@@ -74,8 +74,8 @@ def test_cache_key_follows_settings_model_and_inputs(tmp_path: Path) -> None:
 def test_engine_flags_round_trip_through_the_cli_parser() -> None:
     from sparsemat.cli.knobs import add_engine_flags, settings_from_args
 
-    settings = Settings(prior="lpn", threshold=0.125, temporal=False, kernel_size=31, cascade_levels=2,
-                        max_active_pixels=5000, keyframe_interval=0, model="paper", backend="dense", device="cpu",
+    settings = Settings(prior="lpn", threshold=0.125, temporal=False, kernel_size=31, refine_strength=0.25,
+                        cascade_levels=2, max_active_pixels=5000, keyframe_interval=0, model="paper", backend="dense", device="cpu",
                         prior_size=300)
     parser = argparse.ArgumentParser()
     add_engine_flags(parser)

@@ -83,6 +83,13 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         minimum=1, maximum=63,
     ),
     KnobSpec(
+        "refine_strength", "Refine strength", "float", 1.0,
+        "How far the refiner may move the matte away from the prior it was given. 1 uses the refined "
+        "edge as it is; lower values blend towards the prior (0 = the prior alone). Lower it when soft, "
+        "defocused or motion-blurred edges come out too hard or with a halo.",
+        minimum=0.0, maximum=1.0,
+    ),
+    KnobSpec(
         "cascade_levels", "Cascade levels", "int", 1,
         "1 refines once at full resolution. 2 refines at half then full resolution, 3 at a "
         "quarter, half and full resolution, which shrinks the band on busy frames.",
@@ -186,6 +193,7 @@ class Settings:
     threshold: float = field(default=knob("threshold").default)
     temporal: bool = field(default=knob("temporal").default)
     kernel_size: int = field(default=knob("kernel_size").default)
+    refine_strength: float = field(default=knob("refine_strength").default)
     cascade_levels: int = field(default=knob("cascade_levels").default)
     max_active_pixels: int = field(default=knob("max_active_pixels").default)
     keyframe_interval: int = field(default=knob("keyframe_interval").default)

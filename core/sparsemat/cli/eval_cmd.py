@@ -41,6 +41,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="--validation: write results.json/results.md here")
     parser.add_argument("--images", type=int, default=None, help="--validation: number of plates")
     parser.add_argument("--size", default=None, help="--validation: plate WxH (e.g. 2560x1440)")
+    parser.add_argument("--refine-strength", type=float, default=None,
+                        help="--validation: the engine's refine_strength knob for prior+SHM [1]")
 
 
 def unknown_from_trimap(trimap: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ def refine_sites(
     lr_prior: torch.Tensor,
     ctx: torch.Tensor | None = None,
     guide: tuple[torch.Tensor, torch.Tensor] | None = None,
+    strength: float = 1.0,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
 
@@ -36,6 +37,8 @@ def refine_sites(
         guide: guided-filter coefficients ``(A [1,3,h,w], b [1,1,h,w])`` of the low-res prior
             (:func:`sparsemat.engine.guided.guided_coefficients`): the prior feature of each site is then the
             guided upsampling at that site instead of ``prior`` (refiners with ``guided_prior``).
+        strength: the ``refine_strength`` knob in [0, 1]; below 1 each value is pulled towards the prior feature
+            the refiner was given (:func:`temper_refinement`).
 
     Returns:
         ``(values [N] float32 in [0, 1] in row-major order of the mask's True pixels, MACs)``.
@@ -50,6 +53,7 @@ def refine_sites(
         feats[:, 3] = guided_at_sites(guide, feats[:, :3], coords, (int(mask.shape[0]), int(mask.shape[1])))
     else:
         feats[:, 3] = prior[ys, xs]
+    base = feats[:, 3].clone() if strength < 1.0 else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     batch = torch.zeros((coords.shape[0], 1), dtype=coords.dtype, device=coords.device)
     coords3 = torch.cat([batch, coords], dim=1).contiguous()
@@ -57,4 +61,34 @@ def refine_sites(
     out = refiner(x, lr_rgb, lr_prior, ctx)
     macs = float(refiner.macs(x)) if hasattr(refiner, "macs") else 0.0
     _, values = backend.values(out.alpha)
+    if base is not None:
+        return temper_refinement(values[:, 0].float(), base, strength), macs
     return values[:, 0].float(), macs
+
+
+BASE_LOGIT_EPS = 1e-3
+"""Clamp of the prior's logit, as the residual SHM's ``σ(head + logit(prior))`` (``models/shm.py``)."""
+
+
+def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float) -> torch.Tensor:
+    """Pull refined values towards the prior the refiner was given: ``σ(s·logit(α) + (1 − s)·logit(base))``.
+
+    For a residual refiner (``α = σ(head + logit(base))``) this is exactly the refiner with its correction scaled by
+    ``s`` (``σ(s·head + logit(base))``, up to float32 saturation of α); for any refiner ``s = 1`` returns ``alpha``
+    and ``s = 0`` returns ``base``.
+
+    Args:
+        alpha: ``[N]`` float32 in [0, 1], the refiner's values.
+        base: ``[N]`` float32 in [0, 1], the prior feature at the same sites (the guided or bilinear prior).
+        strength: ``s`` in [0, 1].
+
+    Returns:
+        ``[N]`` float32 in [0, 1].
+    """
+    if strength >= 1.0:
+        return alpha
+    if strength <= 0.0:
+        return base.clone()
+    la = torch.logit(alpha.double(), eps=1e-12)
+    lb = torch.logit(base.double(), eps=BASE_LOGIT_EPS)
+    return torch.sigmoid(strength * la + (1.0 - strength) * lb).float()

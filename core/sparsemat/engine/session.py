@@ -338,7 +338,8 @@ class Session:
                 if last_scale is None and wants_guided_prior(self.refiner):
                     guide = guided_coefficients(lr_rgb, lr_prior)
                 values, macs = refine_sites(
-                    self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide
+                    self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide,
+                    strength=s.refine_strength,
                 )
                 gmacs += macs / 1e9
             with timer("blend"):
