@@ -85,8 +85,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "refine_strength", "Refine strength", "float", 1.0,
         "How far the refiner may move the matte away from the prior it was given. 1 uses the refined "
-        "edge as it is; lower values blend towards the prior (0 = the prior alone). Lower it when soft, "
-        "defocused or motion-blurred edges come out too hard or with a halo.",
+        "edge as it is; lower values blend towards the prior's edge (0 = no refinement). Lower it when "
+        "soft, defocused or motion-blurred edges come out too hard or with a halo.",
         minimum=0.0, maximum=1.0,
     ),
     KnobSpec(
