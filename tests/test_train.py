@@ -13,7 +13,7 @@ from sparsemat.cli.main import main as cli_main
 from sparsemat.errors import InputError, SettingsError
 from sparsemat.train import losses
 from sparsemat.train.datasets import AimSource, VideoMatteSource, make_source
-from sparsemat.train.trainer import TrainConfig, band_mask, lr_at, train
+from sparsemat.train.trainer import TrainConfig, band_mask, ema_update, lr_at, make_task, train
 
 
 def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
@@ -180,6 +180,71 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path) -> None:
     assert seen == [5, 6, 7, 8]  # continues at the checkpoint step, not from 0 nor from 6
     assert len(resumed["losses"]) == 8
     np.testing.assert_allclose(resumed["losses"], full, rtol=1e-4, atol=1e-5)  # same batches, same weights
+
+
+def test_ema_update_hand_values() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    avg = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 2.0]]))
+        avg[0].weight.copy_(torch.tensor([[5.0, -2.0]]))
+        model[1].running_mean.fill_(4.0)
+        model[1].num_batches_tracked.fill_(7)
+    ema_update(avg, model, 0.75)
+    assert avg[0].weight.tolist() == [[4.0, -1.0]]  # 0.75·avg + 0.25·model
+    assert avg[1].running_mean.tolist() == [1.0]  # BN statistics are averaged too
+    assert int(avg[1].num_batches_tracked) == 7  # integer buffers are copied
+    assert model[0].weight.tolist() == [[1.0, 2.0]]  # the trained model is untouched
+
+
+def test_ema_run_exports_the_average_of_the_raw_trajectory(tmp_path: Path) -> None:
+    """Constant lr (no warm-up, no decay): the raw weights after k steps do not depend on the run's length, so the
+    exported average of a 3-step run with decay 0.5 must equal 0.5-EMA over the raw weights of 1-, 2- and 3-step
+    runs; the raw weights must be those of a run without EMA (averaging never feeds back into training)."""
+    flat = {"warmup": 0, "min_lr_ratio": 1.0}
+    raw = [torch.load(tmp_path / f"raw{k}" / "run" / "last.pt", weights_only=True)["state_dict"]
+           for k in (1, 2, 3) if train(_cfg(tmp_path / f"raw{k}", steps=k, **flat), quiet=True)]
+    cfg = _cfg(tmp_path / "ema", steps=3, ema=0.5, **flat)
+    train(cfg, quiet=True)
+    ck = torch.load(tmp_path / "ema" / "run" / "last.pt", weights_only=True)
+    task = make_task(cfg)
+    torch.manual_seed(cfg.seed)
+    expect = {k: v.clone() for k, v in task.build().state_dict().items()}
+    for w in raw:
+        for k, v in expect.items():
+            expect[k] = 0.5 * v + 0.5 * w[k] if v.is_floating_point() else w[k].clone()
+    for k, v in expect.items():
+        torch.testing.assert_close(ck["state_dict"][k], v, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ck["train_state_dict"][k], raw[-1][k], rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(ck["state_dict"][k], raw[-1][k]) for k in expect)
+    build_shm(str(tmp_path / "ema" / "run" / "last.pt"))  # the average is the deployable checkpoint
+
+
+def test_ema_run_resumes_with_its_average(tmp_path: Path) -> None:
+    full = train(_cfg(tmp_path / "a", steps=6, ckpt_every=3, ema=0.9), quiet=True)
+    straight = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step: int, terms: dict[str, float]) -> None:
+        if step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(_cfg(tmp_path / "b", steps=6, ckpt_every=3, ema=0.9), quiet=True, on_step=stop_at)
+    resumed = train(_cfg(tmp_path / "b", steps=6, ckpt_every=3, ema=0.9, resume=True), quiet=True)
+    np.testing.assert_allclose(resumed["losses"], full["losses"], rtol=1e-4, atol=1e-5)
+    ck = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
+    for k, v in straight["state_dict"].items():
+        torch.testing.assert_close(ck["state_dict"][k], v, rtol=1e-4, atol=1e-6)
+
+
+def test_ema_flag_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("1.0", "-0.1"):
+        assert cli_main(["train", "shm", "--ema", bad, "--out", str(tmp_path / "run")]) == 2
+        assert "'--ema'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_init_fine_tunes_from_weights(tmp_path: Path) -> None:

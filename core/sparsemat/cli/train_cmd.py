@@ -73,6 +73,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="odd window (px) of that term's local plate contrast [%(default)s]")
     parser.add_argument("--flat-contrast", type=float, default=d.flat_contrast,
                         help="local RGB contrast (std) at which a pixel counts as structured [%(default)s]")
+    parser.add_argument("--ema", type=float, default=d.ema,
+                        help="decay of a moving average of the weights that validation, best.pt and the exported "
+                             "weights use, e.g. 0.999 (0: off) [%(default)s]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -102,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--flat-window", args.flat_window, "must be an odd number of pixels (e.g. 5)")
     if args.flat_contrast <= 0:
         raise SettingsError("--flat-contrast", args.flat_contrast, "must be positive (e.g. 0.05)")
+    if not 0.0 <= args.ema < 1.0:
+        raise SettingsError("--ema", args.ema, "must be 0 (off) or a decay below 1 (e.g. 0.999)")
     if args.steps < 1 or args.batch < 1:
         raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
     crop = args.crop if args.crop is not None else (256 if args.model == "shm" else 512)
@@ -116,7 +121,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, device=args.device,
         workers=max(0, args.workers), resume=args.resume,
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
-        flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast,
+        flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
     )
 
 

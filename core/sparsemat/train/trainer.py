@@ -32,6 +32,7 @@ LPN recipe: 512 px synthetic composites (``crop``), alpha L1 + Laplacian-pyramid
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -102,6 +103,9 @@ class TrainConfig:
             SHM on its base alpha where the plate is flat inside the band.
         flat_window, flat_contrast: that loss's contrast window (odd px) and full-structure contrast (picked on
             training-distribution validation crops, docs/models.md).
+        ema: decay of an exponential moving average of the weights, updated after every step (0: off). When on,
+            validation, ``best.pt`` and the deployable ``state_dict`` of ``last.pt`` are the average; ``last.pt``
+            also keeps the raw weights (``train_state_dict``) so ``resume`` continues the same run.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -142,6 +146,7 @@ class TrainConfig:
     flat_weight: float = 0.0
     flat_window: int = 9
     flat_contrast: float = 0.1
+    ema: float = 0.0
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,6 +216,18 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def ema_update(avg: nn.Module, model: nn.Module, decay: float) -> None:
+    """``avg ← decay·avg + (1 − decay)·model`` for every floating-point parameter and buffer (BN statistics
+    included); integer buffers (BN's batch counter) are copied."""
+    with torch.no_grad():
+        mine = model.state_dict()
+        for name, a in avg.state_dict().items():
+            if a.is_floating_point():
+                a.mul_(decay).add_(mine[name], alpha=1.0 - decay)
+            else:
+                a.copy_(mine[name])
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -676,9 +693,12 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             raise SettingsError("--reset-head", True, "needs --init and an SHM configuration with a residual head (lite)")
         with torch.no_grad():
             model.head[-1].weight.zero_()  # type: ignore[index, union-attr]
+    avg = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema > 0 else None
     state = _load_resume(cfg)
     if state is not None:
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+        if avg is not None:
+            avg.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
         history = list(state.get("history", []))
@@ -690,15 +710,16 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     log_path = out / "log.jsonl"
 
     def checkpoint(step: int) -> None:
+        raw = {"train_state_dict": _cpu_state(model)} if avg is not None else {}
         _save(out / "last.pt", {
-            **task.export(model), "optimizer": opt.state_dict(), "step": step, "history": history,
+            **task.export(avg or model), **raw, "optimizer": opt.state_dict(), "step": step, "history": history,
             "losses": step_losses, "best": best, "torch_rng": torch.get_rng_state(), "train_config": asdict(cfg),
         })
 
     def validate(step: int, t_train: float) -> None:
         nonlocal best
         t = time.time()
-        metrics = task.validate(model)
+        metrics = task.validate(avg or model)
         recent = step_losses[-cfg.log_every * 5:]
         terms = {f"loss_{k}": round(float(np.mean([t[k] for t in recent_terms])), 5) for k in recent_terms[0]} if recent_terms else {}
         row = {"step": step, "time_s": round(t_train, 1), "loss": float(np.mean(recent)) if recent else None,
@@ -713,7 +734,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
         prog.message(f"val @ {step}: MAD_unk {metrics['mad_unk']:.2f}  Grad_unk {metrics['grad_unk']:.2f}{base}")
         if metrics["mad_unk"] < best:
             best = metrics["mad_unk"]
-            _save(out / "best.pt", {**task.export(model), "step": step, "metrics": metrics})
+            _save(out / "best.pt", {**task.export(avg or model), "step": step, "metrics": metrics})
 
     stream = BatchStream(task.kind, cfg)
     t_train = float(history[-1]["time_s"]) if history else 0.0
@@ -729,6 +750,8 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if avg is not None:
+                ema_update(avg, model, cfg.ema)
             val = float(loss.detach())
             step_losses.append(val)
             recent_terms = [*recent_terms[-(cfg.log_every * 5 - 1):], terms]
