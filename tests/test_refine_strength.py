@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -93,8 +91,18 @@ def test_out_of_range_strength_is_refused_by_name(bad: float) -> None:
         Settings(refine_strength=bad)
 
 
-def test_default_strength_is_the_unmodified_refiner() -> None:
-    refiner = _lite_with_a_correction()
-    a, _, _ = _render(1.0, refiner)
-    b, _, _ = _render(Settings().refine_strength, copy.deepcopy(refiner))
-    np.testing.assert_array_equal(a, b)
+def test_changing_strength_drops_the_frame_history() -> None:
+    """A matte made at another strength must not be reused by the next frame's temporal blend."""
+    rgb, alpha = _plate()
+    lr = F.interpolate(torch.from_numpy(alpha)[None, None], size=prior_input_size(H, W, 128), mode="area")
+    frame = FrameInput(rgb=rgb, matte=lr[0, 0].numpy())
+    settings = Settings(prior="input", device="cpu", backend="torch", prior_size=128)
+    assert settings.refine_strength == 1.0 and settings.temporal
+    session = Session(settings, refiner=_lite_with_a_correction())
+    session.process(1, frame)
+    assert session.process(2, frame).stats.temporal_reused  # same settings: history is used
+    session.update(settings.replace(refine_strength=0.5))
+    res = session.process(3, frame)
+    assert not res.stats.temporal_reused
+    tempered, _, _ = _render(0.5, _lite_with_a_correction())
+    np.testing.assert_allclose(res.alpha, tempered, atol=1e-6)
