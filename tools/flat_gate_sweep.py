@@ -7,7 +7,8 @@ crops (192 px from 576–1,920 px synthetic composites, the nine phase-3 degrada
 run uses, then blends it back towards its base alpha where the plate is flat,
 ``base + g·(α_SHM − base)`` with ``g = clip(local_contrast(rgb, window) / contrast, 0, 1)``, and prints the
 unknown-region MAD (×1e3) / Grad (/1e3) of each (window, contrast) next to the SHM, its base and the prior.
-``--scales`` adds residual temperatures ``α = σ(s·head + logit(base))`` (the last head conv scaled by ``s``).
+``--scales`` adds residual temperatures ``α = σ(s·head + logit(base))``, i.e. the engine's ``refine_strength``
+knob (:func:`sparsemat.engine.refine.temper_refinement`).
 
 This is how ``TrainConfig.flat_window`` / ``flat_contrast`` were picked (docs/models.md); the validation
 yardstick's plates are never looked at.
@@ -16,11 +17,11 @@ yardstick's plates are never looked at.
 from __future__ import annotations
 
 import argparse
-import copy
 
 import numpy as np
 import torch
 from sparsemat.builders import build_shm
+from sparsemat.engine.refine import temper_refinement
 from sparsemat.train import losses, trainer
 
 KINDS = ("down4", "down8", "blur", "dilate", "erode", "noise", "down8_blur", "combo", "holes")
@@ -42,20 +43,15 @@ def main() -> None:
     task = trainer.ShmTask(cfg)
     grid = [(int(w), float(c)) for w in args.windows.split(",") for c in args.contrasts.split(",")]
     rows: dict[str, list[tuple[float, float]]] = {}
-    scaled = {}
-    for sc in (float(v) for v in args.scales.split(",") if v):
-        m = copy.deepcopy(model)
-        with torch.no_grad():
-            m.head[-1].weight.mul_(sc)  # type: ignore[index, union-attr]  # the lite head's last conv has no bias
-        scaled[f"residual s={sc}"] = m
+    scales = [float(v) for v in args.scales.split(",") if v]
     with torch.no_grad():
         for batch in task.val_set():
             out, band, base = task.forward(model, batch)
             prior = batch["prior_hr"]
             alpha = out.alpha.features
             preds = {"shm": alpha, "base": base, "prior": prior}
-            for name, m in scaled.items():
-                preds[name] = task.forward(m, batch).out.alpha.features
+            for sc in scales:
+                preds[f"residual s={sc}"] = temper_refinement(alpha, base, sc)
             for w, c in grid:
                 g = (losses.local_contrast(batch["rgb"], w) / c).clamp(0.0, 1.0)
                 preds[f"gate w={w} c={c}"] = base + g * (alpha - base)

@@ -78,12 +78,12 @@ def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float) 
     and ``s = 0`` returns ``base``.
 
     Args:
-        alpha: ``[N]`` float32 in [0, 1], the refiner's values.
-        base: ``[N]`` float32 in [0, 1], the prior feature at the same sites (the guided or bilinear prior).
+        alpha: float32 in [0, 1], the refiner's values (``[N]`` sites, or any shape).
+        base: float32 in [0, 1], the prior feature at the same places (the guided or bilinear prior).
         strength: ``s`` in [0, 1].
 
     Returns:
-        ``[N]`` float32 in [0, 1].
+        float32 in [0, 1], the shape of ``alpha``.
     """
     if strength >= 1.0:
         return alpha
