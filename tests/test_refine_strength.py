@@ -15,18 +15,14 @@ from sparsemat.engine.sparsity import spatial_band
 from sparsemat.errors import SettingsError
 from sparsemat.models.shm import SHM
 from sparsemat.priors.base import prior_input_size
+from test_guided import _plate as guided_plate
 
 H, W = 240, 320
 
 
 def _plate() -> tuple[np.ndarray, np.ndarray]:
-    """A warm disc over a noisy background: ``(rgb [H,W,3], alpha [H,W])`` float32 in [0, 1]."""
-    rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    alpha = np.clip(H / 3 - np.hypot(xx - W / 2, yy - H / 2) + 0.5, 0.0, 1.0).astype(np.float32)
-    bg = rng.uniform(0.2, 0.4, size=(H, W, 3)).astype(np.float32)
-    fg = np.array([0.9, 0.7, 0.2], np.float32)
-    return (alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.float32), alpha
+    """The guided-filter tests' warm disc over a noisy background at ``H×W``."""
+    return guided_plate(3, H, W)
 
 
 def _lite_with_a_correction(scale: float = 1.0) -> SHM:
