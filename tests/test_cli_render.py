@@ -413,3 +413,80 @@ def test_write_failure_named(seq: Fixture, tmp_path: Path, capsys: pytest.Captur
     expected = [(1, "done"), (2, "failed")] + ([] if stop else [(3, "done")])
     assert [(r["frame"], r["status"]) for r in _records(out)] == expected
     assert sorted(n for n in os.listdir(tmp_path)) == (["o.0001.exr"] if stop else ["o.0001.exr", "o.0003.exr"])
+
+
+# --- mattes, stills and formats beyond a plain EXR sequence -------------------------------------
+
+
+def test_roto_bbox_matte_lands_in_its_data_window(seq: Fixture, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A roto written with its bounding box as data window (as Nuke writes it) is not stretched over the plate."""
+    from sparsemat.io import Window
+
+    rgb, _ = _plate(1)
+    _write_plate(str(tmp_path / "plate.exr"), rgb)
+    box = Window(x=40, y=10, width=16, height=16, full_x=0, full_y=0, full_width=W, full_height=H)
+    write_frame(str(tmp_path / "roto.exr"), {"A": np.ones((16, 16), np.float32)}, window=box)
+    status, _, err = _render(capsys, seq, "--output-mode", "alpha",
+                             plate=str(tmp_path / "plate.exr"), matte=str(tmp_path / "roto.exr"),
+                             output=str(tmp_path / "o.exr"))
+    assert status == 0, err
+    alpha = _pixels(tmp_path / "o.exr")[1][..., 0]
+    assert alpha[:, :20].max() == 0.0  # 20+ px left of the box, outside the refined band: nothing
+    assert alpha[14:22, 44:52].min() > 0.9  # inside the box: the roto
+    assert 0.05 < alpha.mean() < 0.12  # the box is 256 / 3072 = 8.3 % of the frame
+
+
+def test_still_with_frame_range_is_held(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A single image with --frames renders every requested frame (negative numbers too), each the same."""
+    still, roto = str(seq.root / "plate.0001.exr"), str(seq.root / "matte.0001.exr")
+    status, out, err = _render(capsys, seq, "--frames", "-2-0", plate=still, matte=roto,
+                               output=str(tmp_path / "o.####.exr"))
+    assert status == 0, err
+    assert [r["frame"] for r in _records(out)] == [-2, -1, 0]
+    frames = [_pixels(tmp_path / name)[1] for name in ("o.-002.exr", "o.-001.exr", "o.0000.exr")]
+    assert all(np.array_equal(frames[0], f) for f in frames[1:])
+    status, _, err = _render(capsys, seq, "--frames", "1-3", plate=still, matte=roto, output=str(tmp_path / "one.exr"))
+    assert status == 2 and "3 frames" in err and "numbered output pattern" in err
+    assert not (tmp_path / "one.exr").exists()
+
+
+def test_unknown_colorspace_is_one_usage_error(seq: Fixture, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _render(capsys, seq, "--input-colorspace", "Rec709", output=str(tmp_path / "o.####.exr"))
+    assert status == 2 and err.count("Rec709") == 1 and "known names" in err
+    assert out == "" and not list(tmp_path.iterdir())
+
+
+def test_float_plate_rgb_kept_in_half_output(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 32-bit plate's RGB is written back as float (half would round it and turn 70000 into inf)."""
+    rgb, alpha = _plate(1)
+    rgb = rgb.astype(np.float32)
+    rgb[0, 0] = (0.1234567, 70000.0, -3.5)
+    write_frame(str(tmp_path / "plate.exr"), {c: rgb[..., i] for i, c in enumerate("RGB")}, half=False)
+    status, _, err = _render(capsys, seq, plate=str(tmp_path / "plate.exr"), matte=str(seq.root / "matte.0001.exr"),
+                             output=str(tmp_path / "o.exr"))
+    assert status == 0, err
+    spec, px = _pixels(tmp_path / "o.exr")
+    formats = [str(f) for f in spec.channelformats]
+    assert formats == ["float", "float", "float", "half"]
+    assert np.array_equal(px[..., :3], rgb)  # every value, bit for bit
+    assert np.array_equal(px[..., 3], px[..., 3].astype(np.float16).astype(np.float32))
+
+
+def test_png_output_is_display_srgb_straight(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PNG output: the linear plate encoded to sRGB and not divided by the matte (PNG alpha is straight)."""
+    rgb = np.full((H, W, 3), 0.18, np.float16)
+    _write_plate(str(tmp_path / "plate.exr"), rgb)
+    write_frame(str(tmp_path / "matte.exr"), {"A": np.full((H, W), 0.25, np.float32)})
+    status, _, err = _render(capsys, seq, "--refine-strength", "0",
+                             plate=str(tmp_path / "plate.exr"), matte=str(tmp_path / "matte.exr"),
+                             output=str(tmp_path / "o.png"))
+    assert status == 0, err
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)  # the bytes as stored
+    inp = oiio.ImageInput.open(str(tmp_path / "o.png"), config)
+    codes = np.asarray(inp.read_image(0, 0, 0, 4, oiio.UINT8))
+    inp.close()
+    assert np.all(codes[..., :3] == 118)  # 0.18 linear is 0.4614 in sRGB
+    assert np.all(codes[..., 3] == 64)  # 0.25

@@ -18,6 +18,7 @@ from sparsemat.io import (
     read_matte,
     read_metadata,
     read_plate,
+    region_of,
     write_frame,
 )
 
@@ -33,6 +34,7 @@ def _planes(seed: int = 0, dtype: type = np.float16) -> dict[str, np.ndarray]:
 def _write_raw(path: str, pixels: np.ndarray, names: tuple[str, ...], fmt: oiio.TypeDesc = oiio.FLOAT) -> None:
     spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], len(names), fmt)
     spec.channelnames = names
+    spec.attribute("oiio:UnassociatedAlpha", 1)  # integer formats: store the values given, not divided by A
     out = oiio.ImageOutput.create(path)
     assert out.open(path, spec)
     assert out.write_image(pixels)
@@ -366,3 +368,55 @@ def test_set_threads_round_trip() -> None:
     finally:
         set_threads(0)
     assert oiio.get_int_attribute("threads") == before
+
+
+# --- windows of a matte against the plate's, and straight alpha in integer formats -------------
+
+
+def test_region_of_places_bbox_matte_by_display_coordinates() -> None:
+    plate = Window(x=-8, y=-4, width=80, height=56, full_x=0, full_y=0, full_width=64, full_height=48)  # overscan
+    box = Window(x=40, y=10, width=3, height=2, full_x=0, full_y=0, full_width=64, full_height=48)
+    matte = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    out = region_of(matte, box, plate)
+    assert out.shape == (56, 80)
+    assert np.array_equal(out[14:16, 48:51], matte)  # (40, 10) is (48, 14) in the plate's data window
+    assert out.sum() == matte.sum()  # zero everywhere else
+    same = Window.full(64, 48)
+    assert region_of(np.ones((48, 64), np.float32), same, same).shape == (48, 64)
+    # a bbox reaching past the plate's data window is cut to it
+    edge = Window(x=60, y=40, width=30, height=20, full_x=0, full_y=0, full_width=64, full_height=48)
+    assert region_of(np.ones((20, 30), np.float32), edge, same).sum() == 4 * 8
+
+
+def test_region_of_proxy_matte_keeps_its_own_scale() -> None:
+    """A half-resolution matte of an overscan plate: the same region of the matte's frame, for the engine to resize."""
+    plate = Window(x=-8, y=-4, width=80, height=56, full_x=0, full_y=0, full_width=64, full_height=48)
+    proxy = Window.full(32, 24)
+    matte = np.ones((24, 32), np.float32)
+    out = region_of(matte, proxy, plate)
+    assert out.shape == (28, 40)  # the plate's 80 × 56 at half scale
+    assert np.array_equal(out[2:26, 4:36], matte) and out.sum() == matte.sum()
+
+
+def test_read_matte_align_to_plate(tmp_path: Path) -> None:
+    box = Window(x=5, y=3, width=4, height=2, full_x=0, full_y=0, full_width=W, full_height=H)
+    path = write_frame(str(tmp_path / "roto.exr"), {"A": np.full((2, 4), 0.5, np.float32)}, window=box)
+    assert read_matte(path).shape == (2, 4)
+    aligned = read_matte(path, align_to=Window.full(W, H))
+    assert aligned.shape == (H, W) and np.all(aligned[3:5, 5:9] == 0.5) and aligned.sum() == 4.0
+
+
+def test_png_colour_under_zero_alpha_reads_as_stored(tmp_path: Path) -> None:
+    """PNG stores straight colour: a pixel with A = 0 keeps its RGB (OpenImageIO would premultiply it to black)."""
+    path = str(tmp_path / "p.png")
+    pixels = np.zeros((H, W, 4), np.float32)
+    pixels[..., :3] = 200 / 255
+    pixels[:, : W // 2, 3] = 0.0
+    pixels[:, W // 2:, 3] = 128 / 255
+    _write_raw(path, pixels, ("R", "G", "B", "A"), oiio.UINT8)
+    plate = read_plate(path)
+    assert np.allclose(plate.source_rgb, 200 / 255) and np.allclose(plate.rgb, 200 / 255)
+    assert plate.alpha is not None and np.allclose(plate.alpha[:, W // 2:], 128 / 255)
+    written = write_frame(str(tmp_path / "o.png"), {"R": plate.rgb[..., 0], "G": plate.rgb[..., 1],
+                                                     "B": plate.rgb[..., 2], "A": plate.alpha})
+    assert np.array_equal(read_plate(written).source_rgb, plate.source_rgb)  # not divided by A on write

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -46,10 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Flags whose value may start with "-" (negative frame numbers: ``--frames -5--1``).
+_NEGATIVE_VALUE_FLAGS = ("--frames",)
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--frames -5--1`` → ``--frames=-5--1``: argparse would read ``-5--1`` as an unknown flag."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _NEGATIVE_VALUE_FLAGS and i + 1 < len(argv) and re.match(r"-?\d", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status (0 ok, 1 failures, 2 bad usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if not args.command:
         parser.print_help()

@@ -81,7 +81,8 @@ class FileSource:
         if self.matte_pattern:
             m_single = not has_frame_token(self.matte_pattern)
             try:
-                matte = read_matte(self.matte_pattern, self.matte_channel, frame=None if m_single else frame)
+                matte = read_matte(self.matte_pattern, self.matte_channel, frame=None if m_single else frame,
+                                   align_to=plate.window)
             except MissingFrameError as exc:
                 raise MissingFrameError(f"Frame {frame}: the prior matte does not exist ({exc}).") from exc
         self.last_plate, self._last_frame = plate, frame
@@ -127,7 +128,22 @@ class Progress:
 
 
 # ---------------------------------------------------------------------------------------------
-def output_channels(plate: Any, result: Any, out: OutputSettings, half: bool = True) -> dict[str, np.ndarray]:
+
+
+def float_rgb_channels(plate: Any, out: OutputSettings, half: bool) -> tuple[str, ...]:
+    """RGB channels a half EXR output must store as 32-bit float to keep the plate's values.
+
+    Only a half plate's values fit a half file exactly: a float plate's would be rounded (or overflow
+    to inf above 65504), and 8/16-bit levels k/255, k/65535 are not half values either. Empty for
+    ``alpha`` output and for ``--float`` output (everything is float then).
+    """
+    if not half or out.output_mode == "alpha" or plate.pixel_type == "half":
+        return ()
+    return ("R", "G", "B")
+
+
+def output_channels(plate: Any, result: Any, out: OutputSettings, half: bool = True,
+                    display: bool = False) -> dict[str, np.ndarray]:
     """Channels to write for one frame.
 
     Args:
@@ -136,15 +152,17 @@ def output_channels(plate: Any, result: Any, out: OutputSettings, half: bool = T
         out: output mode and overlay.
         half: the output stores half floats; the matte is rounded to half first so that premultiplied
             RGB is computed with exactly the alpha that is stored (unpremult in a comp is then exact).
+        display: the output is an integer, display-referred format (PNG, JPEG, TIFF): RGB is the
+            plate in display sRGB, 0-1 (``plate.rgb``), instead of its own scene-linear values.
 
     Returns:
         channel name → ``[H, W]`` array: ``A`` (alpha mode), ``R, G, B, A`` (rgba / premult; premult
-        multiplies the plate's own values by the matte), plus ``sparsity.*`` with an overlay.
+        multiplies the plate's values by the matte), plus ``sparsity.*`` with an overlay.
     """
-    alpha = result.alpha.astype(np.float16).astype(np.float32) if half else result.alpha
+    alpha = result.alpha.astype(np.float16).astype(np.float32) if half and not display else result.alpha
     channels: dict[str, np.ndarray] = {}
     if out.output_mode != "alpha":
-        rgb = plate.source_rgb
+        rgb = plate.rgb if display else plate.source_rgb
         for i, name in enumerate("RGB"):
             # rgba: the plate's own values as stored (a half plate is written back half→half, bit-exact,
             # without a float32 round trip); premult/tint compute in float32
@@ -192,8 +210,8 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
 def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
     from sparsemat.io import parse_frame_range
 
-    if seq.is_single_file:
-        return [parse_frame_range(args.frames)[0] if args.frames else None]
+    if seq.is_single_file:  # a still: held for every requested frame
+        return list(parse_frame_range(args.frames)) if args.frames else [None]
     if args.frames:
         return list(parse_frame_range(args.frames))
     found = seq.frames()
@@ -216,9 +234,9 @@ class _PendingWrite:
 
 
 def _write(write_frame: Callable[..., str], path: str, channels: dict[str, np.ndarray], window: Any, half: bool,
-           metadata: dict[str, str | int | float]) -> float:
+           metadata: dict[str, str | int | float], float_channels: tuple[str, ...]) -> float:
     """Write one frame (atomic); return ``time.perf_counter()`` when the file is complete."""
-    write_frame(path, channels, window=window, half=half, metadata=metadata)
+    write_frame(path, channels, window=window, half=half, metadata=metadata, float_channels=float_channels)
     return time.perf_counter()
 
 
@@ -230,7 +248,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     background thread while the next frame is computed. Progress reports a frame as ``done`` only
     once its file is complete, in frame order.
     """
-    from sparsemat.io import Sequence, has_frame_token, is_complete, write_frame
+    from sparsemat.io import Sequence, has_frame_token, is_complete, is_integer_format, resolve_colorspace, write_frame
 
     try:
         settings = settings_from_args(args)
@@ -242,6 +260,11 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
             raise SettingsError("output", args.output,
                                 "a single input image needs a single output file (or --frames N to number it)")
         frames = _frames_to_render(args, seq)
+        if seq.is_single_file and len(frames) > 1 and not has_frame_token(args.output):
+            raise SettingsError("output", args.output, f"--frames {args.frames} renders {len(frames)} frames; "
+                                "give a numbered output pattern (%04d or ####)")
+        if args.input_colorspace:
+            resolve_colorspace(args.input_colorspace)
     except (SettingsError, ValueError) as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
@@ -312,7 +335,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                     result = session.render(frame if frame is not None else 0, source) if frame is not None \
                         else session.process(0, source(0))
                     plate = source.last_plate
-                    channels = output_channels(plate, result, out_settings, args.half)
+                    display = is_integer_format(out_path)
+                    channels = output_channels(plate, result, out_settings, args.half, display)
+                    wide = () if display else float_rgb_channels(plate, out_settings, args.half)
                     metadata = frame_metadata(settings, result, frame)
             except SparseMatError as exc:
                 if not finish() and args.stop_on_error:
@@ -332,7 +357,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
             if not announced_prior and not getattr(args, "quiet", False):
                 progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
                 announced_prior = True
-            future = writer.submit(_write, write_frame, out_path, channels, plate.window, args.half, metadata)
+            future = writer.submit(_write, write_frame, out_path, channels, plate.window, args.half, metadata, wide)
             pending = _PendingWrite(frame, label, t0, future, {
                 "frame": frame, "status": "done", "path": out_path,
                 "active_share": round(result.stats.active_share, 6), "seconds": 0.0,
@@ -349,4 +374,4 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     return 0
 
 
-__all__ = ["FileSource", "Progress", "add_parser", "frame_metadata", "output_channels", "run"]
+__all__ = ["FileSource", "Progress", "add_parser", "float_rgb_channels", "frame_metadata", "output_channels", "run"]

@@ -27,7 +27,6 @@ from sparsemat.io.colour import (
 from sparsemat.io.reader import (
     CLIP_WARN_SHARE,
     Plate,
-    Window,
     channel_names,
     find_rgb,
     read_image,
@@ -45,11 +44,13 @@ from sparsemat.io.sequence import (
     missing_frames,
     parse_frame_range,
 )
+from sparsemat.io.window import Window, region_of
 from sparsemat.io.writer import (
     DEFAULT_COMPRESSION,
     LOSSLESS_EXR,
     METADATA_PREFIX,
     is_complete,
+    is_integer_format,
     prepare_output_folder,
     read_metadata,
     temp_path,
@@ -74,6 +75,7 @@ __all__ = [
     "frame_path",
     "has_frame_token",
     "is_complete",
+    "is_integer_format",
     "prepare_output_folder",
     "known_colorspaces",
     "missing_frames",
@@ -83,6 +85,7 @@ __all__ = [
     "read_metadata",
     "read_plate",
     "resolve_colorspace",
+    "region_of",
     "resolve_path",
     "same_colorspace",
     "set_threads",

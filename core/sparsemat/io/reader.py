@@ -28,57 +28,13 @@ import OpenImageIO as oiio
 from sparsemat.errors import InputError, InputWarning, MissingFrameError
 from sparsemat.io.colour import DEFAULT_LINEAR, DISPLAY_SRGB, convert, resolve_colorspace
 from sparsemat.io.sequence import frame_path, has_frame_token
+from sparsemat.io.window import Window, region_of
 
 #: Share of pixels outside [-0.01, 1.01] (display-referred) above which reading warns.
 CLIP_WARN_SHARE = 0.2
 _CLIP_TOLERANCE = 0.01
 _PREFERRED_PARTS = ("rgba", "beauty")
 _PREFERRED_LAYERS = ("", "rgba", "beauty")
-
-
-@dataclass(frozen=True)
-class Window:
-    """Data window (pixels stored) and display window (the frame) of an image, in pixels.
-
-    ``x, y, width, height`` is the data window, ``full_*`` the display window (OpenImageIO's
-    ``ImageSpec`` fields; y points down). Overscan = data window larger than the display window.
-    """
-
-    x: int
-    y: int
-    width: int
-    height: int
-    full_x: int
-    full_y: int
-    full_width: int
-    full_height: int
-
-    @classmethod
-    def from_spec(cls, spec: oiio.ImageSpec) -> Window:
-        """Copy both windows out of an ``ImageSpec``."""
-        return cls(spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y, spec.full_width, spec.full_height)
-
-    @classmethod
-    def full(cls, width: int, height: int) -> Window:
-        """Data window = display window = ``width × height`` at the origin."""
-        return cls(0, 0, width, height, 0, 0, width, height)
-
-    def apply(self, spec: oiio.ImageSpec) -> None:
-        """Set both windows on ``spec`` (its width/height must already match)."""
-        spec.x, spec.y = self.x, self.y
-        spec.full_x, spec.full_y, spec.full_width, spec.full_height = (
-            self.full_x, self.full_y, self.full_width, self.full_height,
-        )
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(height, width)`` of the data window: the shape of every pixel array."""
-        return (self.height, self.width)
-
-    @property
-    def differs_from_display(self) -> bool:
-        """True for overscan, crops or offsets (data window ≠ display window)."""
-        return (self.x, self.y, self.width, self.height) != (self.full_x, self.full_y, self.full_width, self.full_height)
 
 
 @dataclass
@@ -165,7 +121,11 @@ def _open(path: str, frame: int | None) -> oiio.ImageInput:
     if not os.path.exists(path):
         what = f"Frame {frame} is missing" if frame is not None else "File is missing"
         raise MissingFrameError(f"{what}: {path} does not exist. Check the path and frame range.")
-    inp = oiio.ImageInput.open(path)
+    # Read colour as stored: without this OpenImageIO premultiplies PNG/TIFF colour by an unassociated
+    # alpha (a pixel with A = 0 would read black). EXR is always associated and unaffected.
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    inp = oiio.ImageInput.open(path, config)
     if inp is None:
         raise InputError(f"Cannot open {_where(path, frame)}: {oiio_message(oiio.geterror())}. "
                          "The file may be truncated, still being written, or not an image.")
@@ -397,7 +357,8 @@ def _find_channel(specs: list[oiio.ImageSpec], channel: str | None) -> tuple[int
     return suffix[0] if len(suffix) == 1 else None
 
 
-def read_matte(path: str, channel: str | None = None, *, frame: int | None = None) -> np.ndarray:
+def read_matte(path: str, channel: str | None = None, *, frame: int | None = None,
+               align_to: Window | None = None) -> np.ndarray:
     """Read a matte (external prior or roto) as ``[h, w]`` float32 in [0, 1] over its data window.
 
     Args:
@@ -405,6 +366,9 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
         channel: channel name, case-insensitive (``A``, ``matte.alpha``, or a unique last part
             such as ``alpha``). Default: the ``A``/``alpha`` channel, else the first channel.
         frame: frame number for a pattern.
+        align_to: the windows of the plate this matte belongs to. The result then covers the plate's
+            data window instead of the matte's own (:func:`sparsemat.io.window.region_of`): a roto
+            written with its bounding box as data window lands where it belongs, with 0 outside it.
 
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
@@ -421,6 +385,7 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
             raise InputError(f"{where} has no channel '{channel}'. Channels found: {_describe_channels(specs)}.")
         part, index = found
         pixels = _read(inp, part, index, index, False, where)
+        window = Window.from_spec(specs[part])
     finally:
         inp.close()
     matte = np.ascontiguousarray(pixels[:, :, 0], dtype=np.float32)
@@ -429,7 +394,7 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
         warnings.warn(f"{where}: {int(nan.sum())} matte pixel(s) are NaN and are read as 0.", InputWarning, stacklevel=2)
         matte[nan] = 0.0
     np.clip(matte, 0.0, 1.0, out=matte)
-    return matte
+    return matte if align_to is None else region_of(matte, window, align_to)
 
 
 def channel_names(path: str) -> list[list[str]]:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import OpenImageIO as oiio
 
 from sparsemat.errors import OutputError
-from sparsemat.io.reader import Window, _open, oiio_message
+from sparsemat.io.reader import _open, oiio_message
 from sparsemat.io.sequence import frame_path, has_frame_token
+from sparsemat.io.window import Window
 
 MetadataValue = str | float | int
 #: Prefix of every SparseMat header attribute in written files.
@@ -58,6 +59,11 @@ def _stack(channels: Mapping[str, np.ndarray], names: list[str], dtype: type) ->
             raise ValueError(f"channel '{name}' must be [H, W], got shape {plane.shape}")
         out[:, :, i] = plane
     return out
+
+
+def is_integer_format(path: str) -> bool:
+    """True when ``path``'s extension is an integer, display-referred format (PNG, JPEG, TIFF as written here)."""
+    return os.path.splitext(path)[1].lower() in _INTEGER_FORMATS
 
 
 def temp_path(path: str) -> str:
@@ -124,6 +130,7 @@ def write_frame(
     compression: str = DEFAULT_COMPRESSION,
     bits: int | None = None,
     frame: int | None = None,
+    float_channels: Collection[str] = (),
 ) -> str:
     """Write one frame atomically; return the final path.
 
@@ -135,6 +142,8 @@ def write_frame(
         window: data and display window, normally ``plate.window``, so overscan and offsets
             survive; default: both ``W × H`` at the origin. Its size must match the arrays.
         half: EXR pixel type: half (default) or float32.
+        float_channels: channels stored as 32-bit float even with ``half`` (EXR): a float plate's own
+            RGB, which half would round (0.1234567 → 0.12347) or overflow (above 65504 → inf).
         metadata: header attributes, stored as ``sparsemat:<key>`` (EXR; other formats keep what
             they can). Values: str, int, float (stored as 32-bit float; bool as int).
         compression: EXR compression; must be lossless because the matte is data: ``zips``
@@ -143,8 +152,9 @@ def write_frame(
         frame: frame number when ``path`` is a pattern (``out.####.exr``).
         bits: PNG/TIFF bit depth, 8 or 16 (default 8 for PNG/JPEG, 16 for TIFF). Integer formats
             keep only R, G, B, A (JPEG: no A; others are dropped with a UserWarning) and clip to
-            [0, 1]; values are written as given, so pass display-referred colour there. PNG and
-            JPEG cannot store data/display windows (the data window becomes the image).
+            [0, 1]; values are written as given (RGB is not divided by A), so pass display-referred
+            colour there. PNG and JPEG cannot store data/display windows (the data window becomes
+            the image).
 
     Raises:
         OutputError: the folder cannot be created/written, or OpenImageIO fails (message
@@ -157,7 +167,7 @@ def write_frame(
             raise ValueError(f"{path} is a frame pattern; pass frame=")
         path = frame_path(path, frame)
     ext = os.path.splitext(path)[1].lower()
-    integer = ext in _INTEGER_FORMATS
+    integer = is_integer_format(path)
     names = _ordered(channels)
     if integer:
         allowed: tuple[str, ...] = _STANDARD
@@ -179,10 +189,16 @@ def write_frame(
         if ext == ".exr" and compression.split(":")[0].lower() not in LOSSLESS_EXR:
             raise ValueError(f"compression '{compression}' is lossy or unknown; use one of {', '.join(LOSSLESS_EXR)}")
         pixel_format = oiio.HALF if half else oiio.FLOAT
-        pixels = _stack(channels, names, np.float16 if half else np.float32)
+        wide = half and any(n in float_channels for n in names)
+        pixels = _stack(channels, names, np.float16 if half and not wide else np.float32)
     height, width = pixels.shape[:2]
     spec = oiio.ImageSpec(width, height, len(names), pixel_format)
     spec.channelnames = tuple(names)
+    if integer:
+        # the RGB handed over is straight colour: stop OpenImageIO from dividing it by A on write
+        spec.attribute("oiio:UnassociatedAlpha", 1)
+    elif wide:
+        spec.channelformats = tuple(oiio.TypeDesc(oiio.FLOAT if n in float_channels else oiio.HALF) for n in names)
     spec.alpha_channel = names.index("A") if "A" in names else -1
     if window is not None:
         if window.shape != (height, width):
