@@ -138,3 +138,28 @@ def test_convert_official_end_to_end(tmp_path: Path) -> None:
     assert set(only_lpn) == {"lpn"}
     with pytest.raises(ModelError, match="not found"):
         convert_official(tmp_path / "nope.pth", None, tmp_path / "out3")
+
+
+def test_official_train_py_checkpoint_format_converts(tmp_path: Path) -> None:
+    """What the official train.py saves: the weights next to optimizer state and a numpy ``best_mad``.
+
+    Written in the legacy pickle format with numpy 1.x's module name for the scalar, as a torch 1.9 /
+    numpy 1.x training run wrote it; loading stays ``weights_only`` (no code from the file runs).
+    """
+    import io
+
+    import numpy as np
+
+    sd = {f"lpn.{k}": v for k, v in _official_lpn().items()} | {f"shm.{k}": v for k, v in _official_shm().items()}
+    param = torch.nn.Parameter(torch.zeros(3))
+    buf = io.BytesIO()
+    torch.save({"state_dict": sd, "optimizer": torch.optim.Adam([param]).state_dict(), "epoch": 30,
+                "iteration": 1000, "best_mad": min(np.array([0.01, 0.02]).mean(), 1e12)}, buf,
+               _use_new_zipfile_serialization=False)
+    data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray\nscalar" in data
+    (tmp_path / "SparseMat.pth").write_bytes(data)
+    written = convert_official(None, tmp_path / "SparseMat.pth", tmp_path / "out")
+    again = convert_official(None, tmp_path / "SparseMat.pth", tmp_path / "out2")
+    a, b = (torch.load(p["shm"], weights_only=True)["state_dict"] for p in (written, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # context.* placeholders included: one file per input

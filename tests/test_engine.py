@@ -51,7 +51,7 @@ def _session(**knobs: object) -> Session:
     if _SHM is None:
         torch.manual_seed(0)
         _SHM = SHM(SHM_CONFIGS["lite"]).eval()
-    settings = Settings(prior="input", device="cpu", backend="torch", **knobs)  # type: ignore[arg-type]
+    settings = Settings(**{"prior": "input", "device": "cpu", "backend": "torch", **knobs})  # type: ignore[arg-type]
     return Session(settings, refiner=_SHM)
 
 
@@ -183,3 +183,85 @@ def test_budget_too_small_for_any_scale_returns_prior_with_warning() -> None:
     assert res.stats.cascade_scales == []
     assert any("prior only" in w or "prior is shown" in w for w in res.stats.warnings)
     np.testing.assert_allclose(res.alpha, res.prior, atol=1e-6)
+
+
+# ---------------------------------------------------------------- prior choice inside the session
+class _CountingPrior:
+    """A recurrent network prior that records its calls (stands in for RVM)."""
+
+    name = "fake"
+    recurrent = True
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.last_ctx = None
+
+    def reset(self) -> None:
+        self.calls.append("reset")
+
+    def predict(self, lr_rgb: torch.Tensor) -> torch.Tensor:
+        self.calls.append("predict")
+        return torch.full((1, 1, *lr_rgb.shape[-2:]), 0.5)
+
+
+def _with_network_prior(monkeypatch: pytest.MonkeyPatch, prior: object, resolved_as: list[str]) -> None:
+    import sparsemat.priors as priors
+
+    def fake_resolve(name: str, has_matte: bool, device: object = "cpu") -> tuple[object, str]:
+        resolved_as.append(name)
+        return prior, f"{name}: stand-in"
+
+    monkeypatch.setattr(priors, "resolve_prior", fake_resolve)
+
+
+def test_auto_prior_report_names_the_network_and_resets_it_over_matte_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    prior, resolved = _CountingPrior(), []
+    _with_network_prior(monkeypatch, prior, resolved)
+    sess = _session(prior="auto", temporal=False, keyframe_interval=0)
+    src = _sequence(4)
+    rgb = {f: src(f).rgb for f in range(1, 5)}
+    names = []
+    for f, matte in ((1, None), (2, None), (3, src(3).matte), (4, None)):
+        names.append(sess.process(f, FrameInput(rgb=rgb[f], matte=matte)).stats.prior_name)
+    assert names[0] == "fake (auto: stand-in)" and names[2].startswith("input")
+    # frame 4 must not continue frame 2's recurrent state across the matte frame 3
+    assert prior.calls == ["predict", "predict", "reset", "predict"]
+
+
+def test_official_shm_needs_the_lpn_prior(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A converted official SHM reads the LPN's features: another prior is refused, auto picks the LPN."""
+    from sparsemat import SettingsError
+
+    torch.manual_seed(0)
+    official = SHM(SHM_CONFIGS["lite"]).eval()
+    official.uses_prior_context = True  # type: ignore[assignment]  # what build_shm sets for lpn_ctx checkpoints
+    frame = _sequence(1)(1)
+    with pytest.raises(SettingsError, match="frame 1.*official LPN's features.*a matte input.*'lpn'"):
+        Session(Settings(prior="input", device="cpu", backend="torch"), refiner=official).process(1, frame)
+    with pytest.raises(SettingsError, match="the 'rvm' prior"):
+        Session(Settings(prior="rvm", device="cpu", backend="torch"), refiner=official).process(
+            1, FrameInput(rgb=frame.rgb))
+    prior, resolved = _CountingPrior(), []
+    _with_network_prior(monkeypatch, prior, resolved)
+    res = Session(Settings(prior="auto", device="cpu", backend="torch"), refiner=official).process(
+        1, FrameInput(rgb=frame.rgb))
+    assert resolved == ["lpn"] and res.stats.prior_name.startswith("fake (auto: the model reads the LPN's features")
+
+
+def test_site_macs_equals_the_count_of_a_refine_pass() -> None:
+    """Benchmarks time refine_sites without MAC bookkeeping and count it apart: the two counts must agree."""
+    from sparsemat.engine.refine import refine_sites, site_macs
+    from sparsemat.sparse import get_backend
+
+    sess = _session()
+    rng = np.random.default_rng(1)
+    mask = torch.from_numpy(rng.random((40, 56)) < 0.3)
+    rgb = torch.from_numpy(rng.random((40, 56, 3), dtype=np.float32))
+    prior = torch.from_numpy(rng.random((40, 56), dtype=np.float32))
+    lr_rgb, lr_prior = rgb.permute(2, 0, 1)[None], prior[None, None]
+    for name in ("torch", "dense"):
+        backend = get_backend(name, "cpu")
+        values, counted = refine_sites(sess.refiner, backend, rgb, prior, mask, lr_rgb, lr_prior)
+        quiet, zero = refine_sites(sess.refiner, backend, rgb, prior, mask, lr_rgb, lr_prior, count_macs=False)
+        assert counted > 0 and zero == 0.0 and torch.equal(values, quiet)
+        assert site_macs(sess.refiner, backend, mask) == counted

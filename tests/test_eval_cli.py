@@ -120,3 +120,23 @@ def test_validation_runs_the_engine_at_the_given_refine_strength() -> None:
     assert shm_row(tempered)["mad_unk"] == pytest.approx(shm_row(reference)["mad_unk"], abs=1e-3)
     assert shm_row(tempered)["grad_unk"] == pytest.approx(shm_row(reference)["grad_unk"], abs=1e-3)
     assert abs(shm_row(full)["mad_unk"] - shm_row(tempered)["mad_unk"]) > 0.1
+
+
+def test_rgba_trimap_reads_its_grey_levels_and_empty_unknown_is_an_error(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """An RGBA trimap (grey levels in RGB, opaque A) is read from R, not A; a trimap without grey is refused."""
+    pred, gt, tri = _pair()
+    for name, a in (("p.exr", pred), ("g.exr", gt)):
+        _write(tmp_path / name, a)
+    for name, t in (("rgba.exr", tri), ("flat.exr", (tri >= 0.5).astype(np.float32))):
+        spec = oiio.ImageSpec(10, 10, 4, oiio.FLOAT)
+        spec.channelnames = ("R", "G", "B", "A")
+        out = oiio.ImageOutput.create(str(tmp_path / name))
+        assert out.open(str(tmp_path / name), spec)
+        assert out.write_image(np.dstack([t, t, t, np.ones_like(t)]).astype(np.float32))
+        out.close()
+    args = ["eval", str(tmp_path / "p.exr"), str(tmp_path / "g.exr"), "--json", "--trimap"]
+    assert cli_main([*args, str(tmp_path / "rgba.exr")]) == 0
+    assert json.loads(capsys.readouterr().out)["mean"]["mad_unk"] == pytest.approx(100.0)
+    assert cli_main([*args, str(tmp_path / "flat.exr")]) == 1
+    assert "flat.exr has no unknown pixels" in capsys.readouterr().err

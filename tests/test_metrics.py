@@ -163,3 +163,40 @@ def test_report_table():
     lines = table.splitlines()
     assert lines[0] == "| kind | mad x1e3 | mad (unk) x1e3 | n |"
     assert lines[2] == "| down4 | 2.0 | 4.0 | 2 |"
+
+
+def _rvm_grad(pred: np.ndarray, gt: np.ndarray, sigma: float = 1.4) -> float:
+    """Grad as RVM's evaluation code writes it (2-D Gaussian-derivative filter normalised to unit L2,
+    correlation with replicated borders, /1000), transcribed independently of the project's implementation."""
+    def gaussian(x: np.ndarray, s: float) -> np.ndarray:
+        return np.exp(-(x ** 2) / (2 * s ** 2)) / (s * np.sqrt(2 * np.pi))
+
+    half = int(np.ceil(sigma * np.sqrt(-2 * np.log(np.sqrt(2 * np.pi) * sigma * 1e-2))))
+    i = np.arange(-half, half + 1, dtype=np.float64)
+    fx = gaussian(i, sigma)[:, None] * (-i * gaussian(i, sigma) / sigma ** 2)[None, :]
+    fx /= np.sqrt((fx ** 2).sum())
+
+    def correlate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
+        padded = np.pad(img, half, mode="edge")
+        out = np.zeros_like(img, dtype=np.float64)
+        for dy in range(k.shape[0]):
+            for dx in range(k.shape[1]):
+                out += k[dy, dx] * padded[dy:dy + img.shape[0], dx:dx + img.shape[1]]
+        return out
+
+    def magnitude(img: np.ndarray) -> np.ndarray:
+        return np.sqrt(correlate(img, fx) ** 2 + correlate(img, fx.T) ** 2)
+
+    return float(((magnitude(gt.astype(np.float64)) - magnitude(pred.astype(np.float64))) ** 2).sum() / 1000)
+
+
+def test_grad_absolute_scale_matches_rvm_formula() -> None:
+    step = np.zeros((5, 5))
+    step[:, 3:] = 1.0
+    assert M.grad(np.zeros((5, 5)), step) == pytest.approx(0.096470143, abs=1e-9)
+    assert _rvm_grad(np.zeros((5, 5)), step) == pytest.approx(0.096470143, abs=1e-9)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :50]
+    gt = np.clip((12 - np.hypot(yy - 20, xx - 25)) / 3 + 0.5, 0, 1)
+    pred = np.clip(gt + 0.08 * rng.standard_normal(gt.shape), 0, 1)
+    assert M.grad(pred, gt) == pytest.approx(_rvm_grad(pred, gt), rel=1e-9)

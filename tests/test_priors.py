@@ -357,4 +357,4 @@ def test_lpn_prior_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_struct_sanity() -> None:  # guards the hand-written protobuf helpers above
-    assert _varint(300) == b"\xac\x02" and struct.pack("<f", 1.0) == np.float32(1).tobytes()
+    assert _varint(300) == b"\xac\x02" and _varint(1) == b"\x01" and struct.pack("<f", 1.0) == b"\x00\x00\x80\x3f"

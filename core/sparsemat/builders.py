@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sparsemat.convert import load_weights_file
 from sparsemat.errors import ModelError
 from sparsemat.models.shm import SHM, SHMConfig
 
@@ -63,7 +64,7 @@ def load_checkpoint(
     """
     p = Path(path)
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        ckpt = load_weights_file(p)
     except FileNotFoundError as exc:
         raise ModelError(f"SHM checkpoint '{p}' does not exist.") from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad checkpoint for the user

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -104,13 +105,33 @@ def quirk_filter_to_krsc(w: Tensor, in_channels: int = 64) -> Tensor:
 # ------------------------------------------------------------------------------------------------
 
 
+def _numpy_scalar_globals() -> list[Any]:
+    """What a training script's pickled numpy scalars need under ``weights_only`` loading.
+
+    The official ``train.py`` saves ``best_mad`` as a ``numpy.float64`` next to the weights; numpy 1.x
+    pickles name its constructor ``numpy.core.multiarray.scalar``, numpy 2.x ``numpy._core…``.
+    """
+    try:
+        from numpy._core.multiarray import scalar  # type: ignore[attr-defined,no-redef]  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar  # type: ignore[attr-defined,no-redef]
+    dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "bool")]
+    return [np.dtype, *dtypes, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+
+
+def load_weights_file(path: Path) -> Any:
+    """``torch.load`` with ``weights_only`` (no code runs from the file), accepting numpy scalars."""
+    with torch.serialization.safe_globals(_numpy_scalar_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_official(path: str | Path) -> dict[str, Tensor]:
     """Read an official checkpoint: unwrap ``state_dict``/``model_state_dict`` and strip ``module.``."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise ModelError(f"Official checkpoint not found: {p}")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = load_weights_file(p)
     except Exception as exc:
         raise ModelError(f"Cannot read the official checkpoint {p}: {exc}") from exc
     return strip_official(obj, str(p))
@@ -255,7 +276,9 @@ def convert_shm_state_dict(
     Args:
         sd: official keys and tensors (RSCK sparse filters).
         reference: our SHM ``state_dict()`` (default: a fresh ``SHM(SHM_CONFIGS["paper"])``); its
-            ``context.*`` entries fill the context encoder, which has no official counterpart.
+            ``context.*`` entries fill the context encoder, which has no official counterpart: the
+            converted model is marked ``lpn_ctx`` and the engine hands it the official LPN's ``dec16x``
+            instead (it refuses any other prior), so those seeded placeholder weights never run.
         source: file name for error messages.
 
     Returns:
@@ -270,7 +293,9 @@ def convert_shm_state_dict(
         from sparsemat.builders import SHM_CONFIGS
         from sparsemat.models.shm import SHM
 
-        reference = SHM(SHM_CONFIGS["paper"]).state_dict()
+        with torch.random.fork_rng():  # the same file from every conversion (context.* is never run, see below)
+            torch.manual_seed(0)
+            reference = SHM(SHM_CONFIGS["paper"]).state_dict()
     out: dict[str, Tensor] = {}
     for k, v in sd.items():
         v = v.detach().clone()

@@ -218,7 +218,7 @@ class Method:
 
     # -- same weights, dense
     def _dense(self, index: int, rgb: np.ndarray, prior: np.ndarray, clock: StageClock) -> FrameOutcome:
-        from sparsemat.engine.refine import refine_sites
+        from sparsemat.engine.refine import refine_sites, site_macs
 
         h, w = rgb.shape[:2]
         with clock("prior"):
@@ -227,14 +227,16 @@ class Method:
             ones = torch.ones((h, w), dtype=torch.bool, device=self.device)
         with clock("shm"):
             base = _refiner_prior(self.refiner, rgb_hwc, lr_rgb, lr_prior, prior_hr)
-            values, macs = refine_sites(self.refiner, self.backend, rgb_hwc, base, ones, lr_rgb, lr_prior)
+            values, _ = refine_sites(self.refiner, self.backend, rgb_hwc, base, ones, lr_rgb, lr_prior,
+                                     count_macs=False)
         with clock("blend"):
             alpha = values.reshape(h, w).clamp(0, 1).float().cpu().numpy()
+        macs = site_macs(self.refiner, self.backend, ones)  # bookkeeping, outside the clock
         return FrameOutcome(alpha, dict(clock.seconds), macs / 1e9, 1.0)
 
     # -- same weights, dense on tiles
     def _patch(self, index: int, rgb: np.ndarray, prior: np.ndarray, clock: StageClock) -> FrameOutcome:
-        from sparsemat.engine.refine import refine_sites
+        from sparsemat.engine.refine import refine_sites, site_macs
         from sparsemat.engine.resize import downsample, resize_plane
 
         h, w = rgb.shape[:2]
@@ -248,7 +250,6 @@ class Method:
             acc = torch.zeros((h, w), dtype=torch.float32, device=self.device)
             wsum = torch.zeros((h, w), dtype=torch.float32, device=self.device)
             ones = torch.ones((th, tw), dtype=torch.bool, device=self.device)
-        macs = 0.0
         for y0 in ys:
             for x0 in xs:
                 with clock("maps"):
@@ -259,8 +260,8 @@ class Method:
                     t_lr_prior = resize_plane(t_prior, (th, tw))[None, None]
                 with clock("shm"):
                     t_base = base[y0:y0 + th, x0:x0 + tw]
-                    values, m = refine_sites(self.refiner, self.backend, t_rgb, t_base, ones, t_lr_rgb, t_lr_prior)
-                    macs += m
+                    values, _ = refine_sites(self.refiner, self.backend, t_rgb, t_base, ones, t_lr_rgb, t_lr_prior,
+                                             count_macs=False)
                 with clock("blend"):
                     wy = ramp(th, y0 == 0, y0 + th >= h)
                     wx = ramp(tw, x0 == 0, x0 + tw >= w)
@@ -269,6 +270,7 @@ class Method:
                     wsum[y0:y0 + th, x0:x0 + tw] += wt
         with clock("blend"):
             alpha = (acc / wsum.clamp_min(1e-6)).clamp_(0, 1).cpu().numpy()
+        macs = len(ys) * len(xs) * site_macs(self.refiner, self.backend, ones)  # equal tiles; outside the clock
         return FrameOutcome(alpha, dict(clock.seconds), macs / 1e9, 1.0, {"tiles": len(ys) * len(xs)})
 
     # -- guided filter

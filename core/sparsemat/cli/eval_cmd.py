@@ -85,6 +85,16 @@ def _read(path: str, frame: int | None, channel: str | None) -> np.ndarray:
     return read_matte(path, channel, frame=frame)
 
 
+def _read_trimap(path: str, frame: int | None) -> np.ndarray:
+    """A trimap's grey levels: its R (or Y, else first) channel, never A (an RGBA trimap's A is opaque)."""
+    from sparsemat.io.reader import channel_names, resolve_path
+
+    names = channel_names(resolve_path(path, frame))[0]
+    lower = [n.lower() for n in names]
+    pick = next((names[lower.index(c)] for c in ("r", "y") if c in lower), names[0] if names else None)
+    return _read(path, frame, pick)
+
+
 def compare(pred: str, gt: str, trimap: str | None = None, frames: str | None = None, channel: str | None = None,
             k: int = 15, metrics: Sequence[str] = ALL_METRICS) -> dict[str, object]:
     """Compare mattes on disk.
@@ -121,10 +131,15 @@ def compare(pred: str, gt: str, trimap: str | None = None, frames: str | None = 
         if p.shape != g.shape:
             raise InputError(f"Frame {f}: PRED is {p.shape[1]}x{p.shape[0]} but GT is {g.shape[1]}x{g.shape[0]}.")
         if trimap:
-            t = _read(trimap, f if has_frame_token(trimap) else None, None)
+            t_frame = f if has_frame_token(trimap) else None
+            t = _read_trimap(trimap, t_frame)
             if t.shape != g.shape:
                 raise InputError(f"Trimap is {t.shape[1]}x{t.shape[0]} but GT is {g.shape[1]}x{g.shape[0]}.")
             unk = unknown_from_trimap(t)
+            if not unk.any():
+                where = trimap if t_frame is None else f"{trimap} (frame {t_frame})"
+                raise InputError(f"{where} has no unknown pixels (values between 0 and 1 in its first colour "
+                                 "channel), so the unknown-region metrics would be empty. Check the trimap.")
         else:
             unk = unknown_mask(g, k)
         row = evaluate_frame(p, g, unk, metrics)

@@ -34,7 +34,7 @@ from sparsemat.engine.refine import refine_sites
 from sparsemat.engine.resize import downsample, resize_plane, upsample
 from sparsemat.engine.result import FrameResult, FrameStats
 from sparsemat.engine.sparsity import spatial_band, temporal_change
-from sparsemat.errors import BudgetWarning, DeviceError, InputError, InputWarning
+from sparsemat.errors import BudgetWarning, DeviceError, InputError, InputWarning, SettingsError
 from sparsemat.priors.base import prior_input_size
 from sparsemat.settings import Settings
 
@@ -192,10 +192,31 @@ class Session:
         if "net" not in self._priors:
             from sparsemat.priors import resolve_prior
 
-            prior, reason = resolve_prior(name, has_matte=False, device=self.device)
+            if name == "auto" and self._needs_lpn_context():
+                prior, reason = resolve_prior("lpn", has_matte=False, device=self.device)
+                reason = f"auto: the model reads the LPN's features; {reason}"
+            else:
+                prior, reason = resolve_prior(name, has_matte=False, device=self.device)
             self._priors["net"] = prior
-            self._priors_reason = reason
+            self._priors_reason = f"{getattr(prior, 'name', name)} ({reason})"
         return self._priors["net"], self._priors_reason
+
+    def _needs_lpn_context(self) -> bool:
+        """The refiner is a converted official SHM whose Masked-SE reads the LPN's ``dec16x`` features."""
+        return bool(getattr(self.refiner, "uses_prior_context", False))
+
+    def _check_lpn_context(self, frame: int, use_matte: bool) -> None:
+        """Refuse a prior that cannot feed a refiner trained on the official LPN's features."""
+        if self._prior_override is not None or not self._needs_lpn_context():
+            return
+        if use_matte or self.settings.prior not in ("auto", "lpn"):
+            what = "a matte input" if use_matte else f"the '{self.settings.prior}' prior"
+            raise SettingsError(
+                "prior", self.settings.prior,
+                f"frame {frame}: the model '{self.settings.model}' is a converted official SHM that reads the "
+                f"official LPN's features, which {what} does not provide; set the prior knob to 'lpn' (with the "
+                "converted lpn.pt installed as sparsemat/weights/lpn.pt), or use the 'lite' model",
+            )
 
     def _prior(
         self, inp: FrameInput, lr_rgb: torch.Tensor, size: tuple[int, int], frame: int
@@ -203,12 +224,15 @@ class Session:
         """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description)``."""
         name = self.settings.prior
         use_matte = self._prior_override is None and (name == "input" or (name == "auto" and inp.matte is not None))
+        self._check_lpn_context(frame, use_matte)
         if use_matte:
             if inp.matte is None:
                 raise InputError(
                     f"Frame {frame}: the prior knob is 'input' but no matte was given for this frame. "
                     "Connect the Matte input (or pass --prior), or set the prior knob to auto."
                 )
+            if "net" in self._priors:  # a network prior's state must not skip over this frame (auto)
+                self._priors["net"].reset()
             matte = torch.from_numpy(np.ascontiguousarray(inp.matte, dtype=np.float32)).to(self.device)
             matte = matte.nan_to_num(0.0).clamp_(0.0, 1.0)
             lr_prior = resize_plane(matte, (int(lr_rgb.shape[-2]), int(lr_rgb.shape[-1])))[None, None].clamp_(0, 1)

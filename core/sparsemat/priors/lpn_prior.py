@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sparsemat.convert import strip_official
+from sparsemat.convert import load_weights_file, strip_official
 from sparsemat.errors import ModelError
 from sparsemat.models.lpn import LPN
 from sparsemat.priors.base import check_lr_rgb, resize_alpha, resize_rgb, torch_device
@@ -25,7 +25,7 @@ def load_lpn_weights(lpn: LPN, path: str | Path) -> None:
     """Load LPN weights (our format or an official/converted one, optionally ``lpn.``-prefixed), strictly."""
     path = Path(path)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_weights_file(path)
     except Exception as exc:
         raise ModelError(f"Cannot read LPN weights {path}: {exc}") from exc
     sd = strip_official(raw, str(path))
