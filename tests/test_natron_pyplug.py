@@ -81,7 +81,8 @@ def test_instance_has_every_param_with_its_default(natron: Natron) -> None:
             assert param.get() == knob.default, knob.name
     for name in K.INTERNAL_NODES:
         assert node.getNode(name) is not None, name
-    assert node.onParamChanged.get() == "SparseMatExt.onParamChanged"
+    assert node.onParamChanged.get() == "SparseMat.onParamChanged"  # the PyPlug's name as prefix (groups.rst)
+    assert node.onInputChanged.get() == "SparseMat.onInputChanged"
     with pytest.raises(TypeError):
         node.getParam("kernel_size").set("wide")
 
@@ -135,3 +136,62 @@ def test_natronrenderer_onload_script_fills_missing_frames(tmp_path: Path, monke
     monkeypatch.setenv("SPARSEMAT_FRAMES", "5-6")
     with pytest.raises(RuntimeError, match="model exploded"):
         runpy.run_path(str(NATRON_DIR / "sparsemat_fill.py"), init_globals={"app": n.app})
+
+
+def test_reconnected_source_shows_its_own_cache_not_the_old_one(natron: Natron, tmp_path: Path, monkeypatch) -> None:
+    """onInputChanged (registered with the PyPlug's prefix) re-keys the node when Source changes."""
+    configure_engine(monkeypatch, tmp_path, fake=True)
+    node = natron.make()
+    node.getParam("render").trigger()
+    read = node.getNode(K.READ_RESULT)
+    rendered = read.getParam("filename").get()
+    other = natron.app.createNode("fr.inria.openfx.ReadOIIO")
+    other.getParam("filename").set(write_plates(tmp_path / "other", range(1, 4)))
+    node.connectInput(0, other)
+    assert read.getParam("filename").get() != rendered
+    assert node.getNode(K.CACHE_SWITCH).getParam("which")._evaluate(2) == 1  # not rendered for this plate: slate
+
+
+def test_farm_fill_finds_sparsemat_inside_a_group(tmp_path: Path, monkeypatch) -> None:
+    log = tmp_path / "engine.log"
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log))
+    n = Natron(tmp_path, background=True)
+    outer = n.app.createNode("fr.inria.built-in.Group")
+    read = n.app.createNode("fr.inria.openfx.ReadOIIO", group=outer)
+    read.getParam("filename").set(n.plate)
+    node = n.app.createNode("fr.sparsemat.SparseMat", group=outer)
+    node.connectInput(0, read)
+    import sparsemat_natron
+
+    assert sparsemat_natron.sparsemat_nodes(n.app) == [node]
+    monkeypatch.setattr(sys, "argv", ["NatronRenderer", "-w", "Write1", "1-2", "shot.ntp"])
+    runpy.run_path(str(NATRON_DIR / "sparsemat_fill.py"), init_globals={"app": n.app})
+    assert [json.loads(line)["rendered"] for line in log.read_text().splitlines()] == [[1, 2]]
+
+
+def test_callbacks_resolve_only_through_the_pyplug_module(natron: Natron) -> None:
+    """The double evaluates callback strings as Natron does: an extension-module prefix is not a known name."""
+    node = natron.make()
+    with pytest.raises(NameError, match="SparseMatExt"):
+        node.onParamChanged.set("SparseMatExt.onParamChanged")  # the next param change calls it: this one
+        node.getParam("kernel_size").set(21)
+
+
+def test_output_mode_and_overlay_reach_the_rendered_output(natron: Natron, tmp_path: Path, monkeypatch) -> None:
+    """Natron's inner graph reads the cache back as is, so the engine writes the output the params ask for, and a
+    change of output mode or overlay is a new cache key (the slate, until Render)."""
+    log = tmp_path / "engine.log"
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log))
+    node = natron.make()
+    read = node.getNode(K.READ_RESULT)
+    node.getParam("output_mode").set("alpha")
+    node.getParam("overlay").set("tint")
+    node.getParam("render").trigger()
+    argv = json.loads(log.read_text().splitlines()[-1])["argv"]
+    assert argv[argv.index("--output-mode") + 1] == "alpha" and argv[argv.index("--overlay") + 1] == "tint"
+    shown = read.getParam("filename").get()
+    node.getParam("overlay").set("off")
+    assert read.getParam("filename").get() != shown
+    assert node.getNode(K.CACHE_SWITCH).getParam("which")._evaluate(2) == 1
+    node.getParam("overlay").set("tint")
+    assert read.getParam("filename").get() == shown

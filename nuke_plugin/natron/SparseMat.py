@@ -1,9 +1,16 @@
 # Natron PyPlug
 """SparseMat PyPlug for Natron: ultrahigh-resolution matte refinement (engine run as a sidecar)."""
 
+import contextlib
 import os
 
 import sparsemat_natron
+
+# Hand-written callbacks live in SparseMatExt.py. Natron evaluates callback strings such as
+# "SparseMat.onParamChanged" against this PyPlug's module, so the extension is star-imported here
+# (groups.rst, "Adding hand-written code").
+with contextlib.suppress(ImportError):
+    from SparseMatExt import *  # noqa: F403
 
 
 def getPluginID():
@@ -34,8 +41,6 @@ def getDescription():
 def createInstance(app, group):
     sparsemat_natron.create_params(group)
     sparsemat_natron.create_nodes(app, group)
-    try:
-        import SparseMatExt
-    except ImportError:
-        return
-    SparseMatExt.createInstanceExt(app, group)
+    extension = globals().get("createInstanceExt")
+    if extension is not None:
+        extension(app, group)

@@ -12,6 +12,7 @@ missing cache frames of every SparseMat node before the Writers render (see docs
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,9 @@ def state_of(group: Any, app: Any) -> dict[str, Any]:
     node_cache = cache.NodeCache(cache_root(group, app), group.getScriptName())
     input_id = cache.input_identity(["source:"] + _describe(group.getInput(0), set()) + ["matte:"]
                                     + _describe(group.getInput(1), set()))
-    key = cache.cache_key(settings, input_id, ENGINE_VERSION)
+    # The cache holds the final output (the inner graph only reads it back), so output mode and overlay
+    # are part of the key: changing them shows the "not rendered" slate until Render is pressed again.
+    key = cache.cache_key(settings, input_id, ENGINE_VERSION, dataclasses.asdict(output))
     first, last = frame_range(group, app)
     matte = node_cache.matte_pattern(input_id) if group.getInput(1) is not None else None
     return {"settings": settings, "output": output, "cache": node_cache, "input_id": input_id, "key": key,
@@ -240,7 +243,7 @@ def render(group: Any, app: Any, frames: list[int] | None = None) -> sidecar.Ren
             _render_writer(app, _inner(group, name), a, b)
     state["cache"].write_manifest(state["key"], settings, state["input_id"], state["source"], state["matte"])
     cmd = sidecar.render_command(engine, state["source"], state["output_pattern"], missing[0], missing[-1],
-                                 settings, state["output"], matte=state["matte"], resume=True)
+                                 settings, state["output"], matte=state["matte"], resume=True, cache_mode=False)
     name = group.getScriptName()
     _CANCEL[name] = False
 
@@ -279,14 +282,15 @@ def on_param_changed(thisParam: Any, thisNode: Any, thisGroup: Any, app: Any, us
         state = refresh(thisNode, app)
         if state is not None:
             cmd = sidecar.render_command(["sparsemat"], state["source"], state["output_pattern"], state["first"],
-                                         state["last"], state["settings"], state["output"], matte=state["matte"])
+                                         state["last"], state["settings"], state["output"], matte=state["matte"],
+                                         cache_mode=False)
             print(sidecar.farm_command_line(cmd), flush=True)
             _status(thisNode, "farm command printed to the script editor")
     elif name in ("prior", "model", "use_script_range"):
         _update_visibility(thisNode)
         refresh(thisNode, app)
-    elif name in K.KEY_KNOBS or name in ("frame_first", "frame_last"):
-        refresh(thisNode, app)
+    elif name in K.KEY_KNOBS or name in K.OUTPUT_KNOB_NAMES or name in ("frame_first", "frame_last"):
+        refresh(thisNode, app)  # output mode and overlay are part of Natron's cache key
 
 
 def _update_visibility(group: Any) -> None:
@@ -298,10 +302,16 @@ def _update_visibility(group: Any) -> None:
 
 
 def sparsemat_nodes(app: Any) -> list[Any]:
-    """Every SparseMat group at the project's top level."""
-    root = getattr(app, "_root", None)
-    children = root.getChildren() if root is not None else []
-    return [n for n in children if n.getPluginID() == PLUGIN_ID]
+    """Every SparseMat node of the project, also inside groups (``App`` is a ``Group``: ``getChildren()``)."""
+    found: list[Any] = []
+    pending = list(app.getChildren())
+    while pending:
+        node = pending.pop(0)
+        if node.getPluginID() == PLUGIN_ID:
+            found.append(node)  # its own inner nodes are the plug-in's, not the user's
+        elif hasattr(node, "getChildren"):
+            pending.extend(node.getChildren())
+    return found
 
 
 def fill_missing(app: Any, frames: list[int]) -> list[str]:

@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sparsemat.settings import Settings
 
@@ -154,10 +155,16 @@ def input_identity(parts: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(settings: Settings, input_id: str, engine_version: str) -> str:
-    """Cache key of one node state: settings + model identity + input identity + engine version."""
+def cache_key(settings: Settings, input_id: str, engine_version: str, output: dict[str, Any] | None = None) -> str:
+    """Cache key of one node state: settings + model identity + input identity + engine version.
+
+    ``output`` (output mode and overlay) joins the key for hosts whose cache holds the final output
+    (Natron); Nuke caches RGBA + sparsity and applies them when reading back, so it leaves it out.
+    """
+    extra = {"output": output} if output is not None else {}
     blob = json.dumps(
         {
+            **extra,
             "layout": CACHE_LAYOUT_VERSION,
             "settings": settings.to_dict(),
             "model": model_identity(settings.model),

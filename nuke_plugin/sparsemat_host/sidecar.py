@@ -113,7 +113,8 @@ def render_command(
     Args:
         cache_mode: write what the node caches (RGBA plus the sparsity channel) whatever the
             output knobs say; the node applies output mode and overlay when reading back, so
-            changing them needs no new render.
+            changing them needs no new render (Nuke). False writes the output the knobs ask for
+            (Natron, whose inner graph only reads the cache back).
     """
     cmd = [*engine, "render", source, "-o", output, "--frames", f"{first}-{last}", "--progress", "json"]
     cmd += settings_flags(settings)
@@ -125,7 +126,7 @@ def render_command(
     elif output_settings is not None:
         cmd += ["--output-mode", output_settings.output_mode]
         if output_settings.overlay != "off":
-            cmd.append("--overlay")
+            cmd += ["--overlay", output_settings.overlay]
     if resume:
         cmd.append("--resume")
     return cmd

@@ -254,6 +254,7 @@ class Effect:
         self._label = self._script_name
         self._user_params_refreshed = False
         self._add(StringParam("onParamChanged", "onParamChanged"))
+        self._add(StringParam("onInputChanged", "onInputChanged"))
         for name, cls in _PLUGIN_PARAMS.get(plugin_id, []):
             self._add(cls(name, name))
 
@@ -294,10 +295,12 @@ class Effect:
 
     def connectInput(self, inputNumber: int, input: Effect) -> bool:
         self._inputs[inputNumber] = input
+        self._input_changed(inputNumber)
         return True
 
     def disconnectInput(self, inputNumber: int) -> None:
         self._inputs.pop(inputNumber, None)
+        self._input_changed(inputNumber)
 
     def getInput(self, inputNumber: int) -> Effect | None:
         return self._inputs.get(inputNumber)
@@ -347,12 +350,25 @@ class Effect:
 
     def _param_changed(self, param: Param, user: bool) -> None:
         callback = self._params["onParamChanged"].get()
-        if not callback:
-            return
-        module_name, _, func = callback.rpartition(".")
-        module = importlib.import_module(module_name)
-        getattr(module, func)(thisParam=param, thisNode=self, thisGroup=self._parent, app=self._app,
-                              userEdited=user)
+        if callback:
+            _resolve_callback(callback)(thisParam=param, thisNode=self, thisGroup=self._parent, app=self._app,
+                                        userEdited=user)
+
+    def _input_changed(self, index: int) -> None:
+        callback = self._params["onInputChanged"].get()
+        if callback:
+            _resolve_callback(callback)(inputIndex=index, thisNode=self, thisGroup=self._parent, app=self._app)
+
+
+def _resolve_callback(name: str) -> Any:
+    """A callback string as Natron evaluates it: ``Module.function`` where ``Module`` is a name Natron's
+    interpreter knows, i.e. a PyPlug (whose ``from <Name>Ext import *`` brings the extension's functions in),
+    never an arbitrary importable module (callbacks.rst; groups.rst "Adding hand-written code")."""
+    module_name, _, func = name.rpartition(".")
+    modules = {m.__name__: m for m in natron._pyplugs().values()}
+    if module_name not in modules:
+        raise NameError(f"name '{module_name}' is not defined (callback '{name}')")
+    return getattr(modules[module_name], func)
 
 
 class Group(Effect):
@@ -382,16 +398,17 @@ _WRITERS = ("fr.inria.openfx.WriteOIIO",)
 
 
 class App:
-    """``NatronEngine.App`` (the project) with its root group."""
+    """``NatronEngine.App`` (the project). Natron's App inherits Group: ``getChildren()``/``getNode()`` list the
+    project's top-level nodes (App.rst); the top-level graph itself is private to the double."""
 
     def __init__(self) -> None:
-        self._root = Group(self, "fr.inria.built-in.Group", None)
+        self.__top = Group(self, "fr.inria.built-in.Group", None)
         self._project: dict[str, Any] = {"projectPath": StringParam("projectPath", "Project path"),
                                          "frameRange": _FrameRange()}
         self.rendered: list[tuple[str, int]] = []
 
     def createNode(self, pluginID: str, majorVersion: int = -1, group: Any = None, properties: Any = None) -> Effect:
-        parent = group if group is not None else self._root
+        parent = group if group is not None else self.__top
         pyplug = natron._pyplugs().get(pluginID)
         if pyplug is None and pluginID not in _PLUGIN_PARAMS:
             raise RuntimeError(f"no plugin with ID {pluginID}")
@@ -424,7 +441,10 @@ class App:
                 self.rendered.append((writer.getScriptName(), f))
 
     def getNode(self, name: str) -> Effect | None:
-        return self._root.getNode(name)
+        return self.__top.getNode(name)
+
+    def getChildren(self) -> list[Effect]:
+        return self.__top.getChildren()
 
 
 class _FrameRange(IntParam):
