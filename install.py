@@ -287,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.uninstall:
         if not args.no_hosts:
-            unregister(nuke_init)
-            unregister(natron_init)
+            # the given (or default) folders, and every file an earlier install recorded (custom --nuke-home …)
+            targets = {os.path.abspath(p): p for p in (nuke_init, natron_init)}
+            targets.update({k: Path(k) for k in _load_state() if k not in targets})
+            for init_py in targets.values():
+                unregister(init_py)
         uninstall_config()
         log(f"the engine environment {args.venv} was left in place; delete it by hand if you no longer need it")
         return 0

@@ -92,3 +92,16 @@ def test_torch_is_never_a_cuda_build_without_a_gpu(tmp_path: Path) -> None:
     assert gpu is not None and "+cpu" not in gpu.name
     assert install.torch_install_args(False, None) == ["torch==2.13.0", "--index-url", install.TORCH_CPU_INDEX]
     assert install.torch_install_args(True, None) == ["torch==2.13.0"]
+
+
+def test_plain_uninstall_also_removes_blocks_in_custom_folders(tmp_path: Path) -> None:
+    """An install into studio folders is undone by a plain --uninstall (the recorded files are unregistered)."""
+    home, nuke_home = tmp_path / "h", tmp_path / "studio_nuke"
+    home.mkdir()
+    nuke_home.mkdir()
+    (nuke_home / "init.py").write_bytes(b"import studio\n")
+    _install(home, "--no-env", "--nuke-home", str(nuke_home), "--natron-home", str(tmp_path / "studio_natron"))
+    _install(home, "--uninstall")
+    assert (nuke_home / "init.py").read_bytes() == b"import studio\n"
+    assert not (tmp_path / "studio_natron").exists()
+    assert not (home / ".sparsemat" / "install_state.json").exists()

@@ -302,3 +302,24 @@ def test_batch_failure_stops_the_render_with_the_engine_message(tmp_path: Path, 
     with pytest.raises(RuntimeError, match="model exploded"):
         s.nuke.execute(write, 1, 3)
     assert s.user_writes == []  # no comp frames written over missing mattes
+
+
+def test_batch_callback_finds_a_sparsemat_inside_a_group(tmp_path: Path, monkeypatch) -> None:
+    """Read → Group{Input → SparseMat → Output} → Write: the farm fill walks into the group."""
+    log = tmp_path / "engine.log"
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log))
+    s = NukeSession(tmp_path, gui=False)
+    read = s.nuke.nodes.Read(file=s.plate)
+    group = s.nuke.nodes.Group()
+    with group:
+        inp = s.nuke.nodes.Input()
+        inner = s.nuke.createNode("SparseMat")
+        inner.setInput(0, inp)
+        out = s.nuke.nodes.Output()
+        out.setInput(0, inner)
+    group.setInput(0, read)
+    write = s.nuke.nodes.Write(file=(tmp_path / "comp" / "comp.%04d.exr").as_posix())
+    write.setInput(0, group)
+    from sparsemat_nuke import farm
+
+    assert farm.upstream_sparsemat_nodes(write) == [inner]

@@ -280,3 +280,31 @@ def test_nuke_panel_follows_the_selected_node(qapp: QApplication, tmp_path: Path
         assert panel.node is other and panel.knobs.values()["kernel_size"] == 15
     finally:
         panel.close_panel()
+
+
+def test_nuke_panel_edit_rekeys_the_node_without_programmatic_knobchanged(
+        qapp: QApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before Nuke 17.1 knobChanged does not fire for programmatic changes: a dock-panel edit must still select
+    the new cache key itself. A closed panel's widget must not be called again (one dispatcher, weakly held)."""
+    import nuke
+    from harness import NukeSession
+    from sparsemat_ui.nuke_panel import SparseMatPanel
+
+    session = NukeSession(tmp_path)
+    node = session.make_node()
+    node["selected"].setValue(True)
+    first = SparseMatPanel()
+    second = SparseMatPanel()
+    assert sum(1 for entry in nuke._callbacks.get("knobChangeds", []) if "dispatch" in repr(entry[0])) == 1
+    key = node["cache_key"].value()
+    monkeypatch.setattr(nuke, "_fire_knob_changed", lambda *a: None)  # Nuke <= 16: programmatic edits are silent
+    second.knobs.widgets["threshold"].setValue(0.4)
+    assert node["threshold"].value() == pytest.approx(0.4) and node["cache_key"].value() != key
+    monkeypatch.undo()
+    first.deleteLater()
+    qapp.processEvents()
+    from PySide6.QtCore import QCoreApplication, QEvent
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    node["kernel_size"].setValue(31)  # must not reach the deleted panel (RuntimeError) and still reach the live one
+    assert second.knobs.values()["kernel_size"] == 31
+    second.close_panel()

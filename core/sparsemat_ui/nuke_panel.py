@@ -14,6 +14,7 @@ Only Nuke's GUI imports this module (it needs PySide6, which Nuke 16 ships).
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any
 
 from PySide6.QtCore import QTimer
@@ -86,8 +87,28 @@ def write_knob(node: Any, name: str, value: Any) -> None:
     if name == "model" and isinstance(value, str) and value not in K.KNOBS_BY_NAME["model"].items:
         node["model_file"].setValue(value)
         node["model"].setValue(K.MODEL_FILE_ITEM)
-        return
-    node[name].setValue(value)
+    else:
+        node[name].setValue(value)
+    # Before Nuke 17.1 knobChanged does not fire for programmatic changes: apply the edit's effects here
+    # (visibility, the cache key the node shows), as an edit in the Properties panel would.
+    with contextlib.suppress(ImportError):
+        from sparsemat_nuke import node as sm_node
+
+        sm_node.knob_edited(node, name)
+
+
+#: Live panels. Nuke holds one knobChanged callback for all of them (a module function, never a
+#: bound method), so a closed pane leaves no callback behind pointing at a deleted widget.
+_PANELS: weakref.WeakSet[SparseMatPanel] = weakref.WeakSet()
+
+
+def _dispatch_knob_changed() -> None:
+    """The knobChanged callback: hands the change to every live panel, forgetting deleted ones."""
+    for panel in list(_PANELS):
+        try:
+            panel._on_node_changed()
+        except RuntimeError:  # "Internal C++ object already deleted": the pane was closed
+            _PANELS.discard(panel)
 
 
 class SparseMatPanel(QWidget):
@@ -125,11 +146,12 @@ class SparseMatPanel(QWidget):
         self.error.setStyleSheet("color: #ff6b6b;")
         col.addWidget(self.status)
         col.addWidget(self.error)
-        self._callback_added = False
         nuke = _nuke()
-        if hasattr(nuke, "addKnobChanged"):
-            nuke.addKnobChanged(self._on_node_changed, nodeClass="Group")
-            self._callback_added = True
+        _PANELS.add(self)
+        if hasattr(nuke, "addKnobChanged"):  # exactly one registration, however many panels were opened
+            with contextlib.suppress(ValueError):
+                nuke.removeKnobChanged(_dispatch_knob_changed, nodeClass="Group")
+            nuke.addKnobChanged(_dispatch_knob_changed, nodeClass="Group")
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll_selection)
@@ -191,12 +213,9 @@ class SparseMatPanel(QWidget):
         self.status.setText(str(status.value()) if status is not None else "")
 
     def close_panel(self) -> None:
-        """Stop following and remove the knobChanged callback."""
+        """Stop following the selection and knob changes."""
         self.timer.stop()
-        if self._callback_added:
-            with contextlib.suppress(ValueError):
-                _nuke().removeKnobChanged(self._on_node_changed, nodeClass="Group")
-            self._callback_added = False
+        _PANELS.discard(self)
 
     def hideEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
         """Pause polling while the pane is hidden."""

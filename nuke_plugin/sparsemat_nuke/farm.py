@@ -34,6 +34,8 @@ def upstream_sparsemat_nodes(start: Any) -> list[Any]:
             visit(dep)
         if sm_node.is_sparsemat(n):
             order.append(n)
+        elif n.Class() in ("Group", "Gizmo") and hasattr(n, "output"):
+            visit(n.output())  # a Group's dependencies() are only its inputs: walk its own graph too
 
     for dep in start.dependencies():
         visit(dep)

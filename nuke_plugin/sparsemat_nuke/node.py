@@ -188,7 +188,15 @@ def knob_changed() -> None:
     node, knob = nuke.thisNode(), nuke.thisKnob()
     if not is_sparsemat(node) or knob is None:
         return
-    name = knob.name()
+    knob_edited(node, knob.name())
+
+
+def knob_edited(node: Any, name: str) -> None:
+    """What a change of knob ``name`` implies: visibility of dependent knobs, the matching cache key.
+
+    Called by :func:`knob_changed` and directly by code that sets knobs (the dock panel): before Nuke 17.1
+    ``knobChanged`` does not fire for programmatic changes.
+    """
     if name in ("prior", "model", "use_script_range", "showPanel"):
         _update_visibility(node)
     if name in _REFRESH_ON:
@@ -351,7 +359,12 @@ def render(node: Any, frames: list[int] | None = None, wait: bool | None = None)
     except sidecar.EngineNotFoundError as exc:
         _show_error(node, str(exc))
         return None
-    write_inputs(node, state, missing)
+    try:
+        write_inputs(node, state, missing)
+    except RuntimeError as exc:  # nuke.execute: cancelled progress bar, or an upstream Read error
+        _show_error(node, f"Writing the inputs for the engine stopped: {exc}. Nothing was rendered; "
+                          "fix the upstream error (or press Render again) to continue.")
+        return None
     state.cache.write_manifest(state.key, state.settings, state.input_id, state.source, state.matte)
     cmd = sidecar.render_command(engine, state.source, state.output_pattern, missing[0], missing[-1],
                                  state.settings, state.output, matte=state.matte, resume=True)
