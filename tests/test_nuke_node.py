@@ -8,6 +8,7 @@ import runpy
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -323,3 +324,20 @@ def test_batch_callback_finds_a_sparsemat_inside_a_group(tmp_path: Path, monkeyp
     from sparsemat_nuke import farm
 
     assert farm.upstream_sparsemat_nodes(write) == [inner]
+
+
+def test_cancelled_input_write_is_reported_not_raised(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    """Cancelling Nuke's progress bar while the inputs are written raises in nuke.execute: the artist gets a
+    message and the status, never a traceback from the Render button."""
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True)
+    node = session.make_node()
+
+    def cancelled(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Cancelled")
+
+    monkeypatch.setattr(session.nuke, "execute", cancelled)
+    assert sm_node.render(node) is None
+    assert node["status"].value().startswith("Writing the inputs for the engine stopped: Cancelled")
+    assert any("Cancelled" in m for m in session.nuke.messages)
