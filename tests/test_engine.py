@@ -265,3 +265,62 @@ def test_site_macs_equals_the_count_of_a_refine_pass() -> None:
         quiet, zero = refine_sites(sess.refiner, backend, rgb, prior, mask, lr_rgb, lr_prior, count_macs=False)
         assert counted > 0 and zero == 0.0 and torch.equal(values, quiet)
         assert site_macs(sess.refiner, backend, mask) == counted
+
+
+def test_cascade_full_resolution_pass_sees_full_resolution_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pass gets plate, prior and mask at one size; the last cascade pass is the plate's own size, also for
+    a frame with history that went over budget (it used to refine the coarse grid and crash on frame 2)."""
+    import sparsemat.engine.session as session_mod
+
+    real = session_mod.refine_sites
+    calls: list[tuple[tuple[int, ...], ...]] = []
+
+    def spy(refiner, backend, rgb_hwc, prior, mask, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((tuple(rgb_hwc.shape[:2]), tuple(prior.shape), tuple(mask.shape)))
+        return real(refiner, backend, rgb_hwc, prior, mask, *args, **kwargs)
+
+    monkeypatch.setattr(session_mod, "refine_sites", spy)
+    res = _session(cascade_levels=3).render(1, _sequence(1))
+    assert res.stats.cascade_scales == [0.25, 0.5, 1.0]
+    assert all(a == b == c for a, b, c in calls) and calls[-1][0] == (H, W)
+    assert int(res.active.sum()) == res.stats.active_pixels  # the overlay shows what the last pass refined
+
+    calls.clear()  # a cascade frame with temporal history: the full-resolution pass meets the change map
+    sess = _session(cascade_levels=2, keyframe_interval=0)
+    results = [sess.render(f, _sequence(3)) for f in (1, 2)]
+    assert results[1].stats.cascade_scales == [0.5, 1.0] and not results[1].stats.keyframe
+    assert results[1].stats.temporal_reused and all(a == b == c for a, b, c in calls)
+
+
+def test_recurrent_prior_preroll_on_a_fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk starting mid-sequence pre-rolls a recurrent network prior even before the prior was ever built."""
+    prior, resolved = _CountingPrior(), []
+    _with_network_prior(monkeypatch, prior, resolved)
+    src = _sequence(8)
+    frames = {f: FrameInput(rgb=src(f).rgb) for f in range(1, 9)}
+    sess = _session(prior="auto", temporal=False)
+    sess.render(6, ArraySource(frames))
+    assert prior.calls.count("predict") == 6  # frames 1-5 pre-rolled, then 6
+
+
+def test_model_and_device_changes(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model change re-chooses the auto prior; a device change keeps an injected refiner; model paths may carry
+    the file: prefix or ~."""
+    from sparsemat.builders import build_shm
+
+    prior, resolved = _CountingPrior(), []
+    _with_network_prior(monkeypatch, prior, resolved)
+    sess = _session(prior="auto")
+    frame = FrameInput(rgb=_sequence(1)(1).rgb)
+    sess.process(1, frame)
+    injected = sess.refiner
+    sess.update(sess.settings.replace(model="paper"))
+    sess.process(1, frame)
+    assert resolved == ["auto", "auto"] and sess.refiner is injected
+    sess.update(sess.settings.replace(device="auto"))
+    assert sess.refiner is injected
+    ckpt = tmp_path / "m.pt"
+    torch.save({"config": "lite", "state_dict": injected.state_dict()}, ckpt)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in (f"file:{ckpt}", "~/m.pt"):
+        assert build_shm(name).cfg == injected.cfg

@@ -94,16 +94,18 @@ def test_shm_gradients_match_dense() -> None:
 
 
 def test_external_ctx_bypasses_encoder() -> None:
-    model = SHM(SHM_CONFIGS["lite"]).eval()
+    model = randomize(SHM(SHM_CONFIGS["lite"])).eval()  # random head: the output depends on the context
     mask = irregular_mask()
     coords, feats, lr_rgb, lr_prior = inputs(mask)
     x = from_coords(coords, feats, (37, 53), 2, "torch")
     ctx = torch.randn(2, 32, 3, 4)
     with torch.no_grad():
         a = model(x, lr_rgb, lr_prior, ctx=ctx).alpha.features
+        other = model(x, lr_rgb, lr_prior, ctx=10 * torch.randn(2, 32, 3, 4)).alpha.features
         model.context.proj.weight.add_(1.0)  # must not matter with an external ctx
         b = model(x, lr_rgb, lr_prior, ctx=ctx).alpha.features
-    assert torch.equal(a, b)
+    assert (a - other).abs().max() > 1e-6  # the given context is used (through the Masked-SE gates) ...
+    assert torch.equal(a, b)  # ... and the encoder is not
 
 
 def test_parameter_counts() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,8 @@ def build_shm(name_or_path: str | Path = "lite", device: torch.device | str = "c
         ModelError: unknown name, unreadable or mismatching checkpoint.
     """
     key = str(name_or_path)
+    if key not in SHM_CONFIGS:  # a path, as the model knob allows it: "file:" prefix and "~" expanded
+        key = os.path.expanduser(key.removeprefix("file:"))
     flags: dict[str, Any] = {}
     if key in SHM_CONFIGS:
         cfg = SHM_CONFIGS[key]

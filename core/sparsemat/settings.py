@@ -104,7 +104,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "keyframe_interval", "Keyframe interval", "int", 8,
         "Every N-th frame (by frame number) is computed from scratch, so farm chunks give the "
-        "same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame).",
+        "same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame, "
+        "at most 10,000 frames back).",
         minimum=0, maximum=10_000,
     ),
     KnobSpec(

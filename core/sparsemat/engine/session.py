@@ -81,7 +81,8 @@ class Session:
         self._prior_override = prior
         self._priors: dict[str, Any] = {}
         self._history: _History | None = None
-        self._refiner = refiner.eval() if refiner is not None else None
+        self._refiner_override = refiner.eval() if refiner is not None else None
+        self._refiner = self._refiner_override
         self._backend: Any = None
         self.last_stats: FrameStats | None = None
 
@@ -118,13 +119,15 @@ class Session:
         old = self.settings
         self.settings = settings
         if settings.model != old.model:
-            self._refiner = None
+            self._refiner = self._refiner_override
         if settings.backend != old.backend or settings.device != old.device:
             self._backend = None
             self.device = resolve_device(settings.device)
-            self._refiner = None if settings.device != old.device else self._refiner
-        if settings.prior != old.prior or settings.prior_size != old.prior_size:
-            self._priors.clear()
+            if settings.device != old.device:  # an injected refiner moves with the session; a built one is rebuilt
+                self._refiner = self._refiner_override.to(self.device) if self._refiner_override is not None else None
+        if settings.prior != old.prior or settings.prior_size != old.prior_size or settings.model != old.model \
+                or settings.device != old.device:
+            self._priors.clear()  # auto's choice depends on the model (LPN features), priors live on the device
         if settings.pixel_key() != old.pixel_key():
             self.reset()
 
@@ -169,7 +172,16 @@ class Session:
     def _needs_history(self, frame: int) -> bool:
         if self._is_keyframe(frame):
             return False
-        return self.settings.temporal or bool(getattr(self._current_prior_object(), "recurrent", False))
+        if self.settings.temporal:
+            return True
+        prior = self._current_prior_object()
+        if prior is None and self.settings.prior != "input":
+            from sparsemat.priors import choose_prior
+
+            # not built yet (first frame of a fresh session): a recurrent network prior needs its pre-roll too
+            if choose_prior(self.settings.prior, has_matte=False)[0] != "lpn" or self._needs_lpn_context():
+                prior = self._network_prior(self.settings.prior)[0]
+        return bool(getattr(prior, "recurrent", False))
 
     def _history_continues(self, frame: int) -> bool:
         h = self._history
@@ -311,7 +323,8 @@ class Session:
             final = scale == 1.0
             with timer("maps"):
                 if final:
-                    cur = alpha
+                    # after coarse levels, refine the upsampled cascade result at the plate's own size
+                    cur = alpha if tuple(alpha.shape) == size else upsample(alpha[None, None], size)[0, 0].clamp(0, 1)
                     lvl_size = size
                     lvl_band = band if last_scale is None else spatial_band(cur, s.kernel_size)
                     mask = lvl_band & changed if changed is not None else lvl_band
@@ -393,14 +406,15 @@ class Session:
         stats.active_pixels = int(active_final.sum())
         stats.active_share = stats.active_pixels / float(height * width)
         stats.shm_gmacs = gmacs
-        self._history = _History(frame, size, s.pixel_key(), rgb_hwc.to(torch.float16), alpha)
+        # the history keeps its own copy: the returned array must not alias it (callers may edit it in place)
+        self._history = _History(frame, size, s.pixel_key(), rgb_hwc.to(torch.float16), alpha.clone())
         self.last_stats = stats
         return FrameResult(
             alpha=alpha.float().cpu().numpy(),
             prior=prior_hr.float().cpu().numpy(),
             spatial=band.cpu().numpy(),
             temporal=changed.cpu().numpy() if changed is not None else None,
-            active=active_full.cpu().numpy() if last_scale == 1.0 else active_final.cpu().numpy(),
+            active=active_final.cpu().numpy(),
             stats=stats,
         )
 
