@@ -98,12 +98,17 @@ def test_each_param_maps_to_its_engine_setting(natron: Natron, name: str) -> Non
     assert getattr(target, name) == NON_DEFAULT[name]
 
 
-def test_render_button_and_new_key_on_param_change(natron: Natron, tmp_path: Path, monkeypatch) -> None:
+def _rendered(natron: Natron, tmp_path: Path, monkeypatch: Any) -> tuple[Any, Any, str]:
+    """A SparseMat node after Render (fake engine): ``(node, its cache Reader, the Reader's pattern)``."""
     configure_engine(monkeypatch, tmp_path, fake=True)
     node = natron.make()
     node.getParam("render").trigger()
     read = node.getNode(K.READ_RESULT)
-    pattern = read.getParam("filename").get()
+    return node, read, read.getParam("filename").get()
+
+
+def test_render_button_and_new_key_on_param_change(natron: Natron, tmp_path: Path, monkeypatch) -> None:
+    node, read, pattern = _rendered(natron, tmp_path, monkeypatch)
     assert node.getParam("cache_key").get() in pattern
     assert cache.existing_frames(pattern, range(1, 4)) == [1, 2, 3]
     assert "refined" in node.getParam("status").get()
@@ -140,11 +145,7 @@ def test_natronrenderer_onload_script_fills_missing_frames(tmp_path: Path, monke
 
 def test_reconnected_source_shows_its_own_cache_not_the_old_one(natron: Natron, tmp_path: Path, monkeypatch) -> None:
     """onInputChanged (registered with the PyPlug's prefix) re-keys the node when Source changes."""
-    configure_engine(monkeypatch, tmp_path, fake=True)
-    node = natron.make()
-    node.getParam("render").trigger()
-    read = node.getNode(K.READ_RESULT)
-    rendered = read.getParam("filename").get()
+    node, read, rendered = _rendered(natron, tmp_path, monkeypatch)
     other = natron.app.createNode("fr.inria.openfx.ReadOIIO")
     other.getParam("filename").set(write_plates(tmp_path / "other", range(1, 4)))
     node.connectInput(0, other)
