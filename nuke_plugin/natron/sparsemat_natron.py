@@ -317,13 +317,14 @@ def sparsemat_nodes(app: Any) -> list[Any]:
 def fill_missing(app: Any, frames: list[int]) -> list[str]:
     """Render every SparseMat node's missing frames of ``frames`` (farm); raises on failure."""
     problems = []
-    for group in sparsemat_nodes(app):
+    nodes = sparsemat_nodes(app)
+    for group in nodes:
         outcome = render(group, app, frames)
         if outcome is not None and not outcome.ok:
             problems.append(f"SparseMat {group.getScriptName()}: {outcome.summary()}")
     if problems:
         raise RuntimeError("\n".join(problems))
-    return [g.getScriptName() for g in sparsemat_nodes(app)]
+    return [g.getScriptName() for g in nodes]
 
 
 def register() -> None:

@@ -59,9 +59,7 @@ def refine_sites(
         feats[:, 3] = prior[ys, xs]
     base = feats[:, 3].clone() if strength < 1.0 else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
-    batch = torch.zeros((coords.shape[0], 1), dtype=coords.dtype, device=coords.device)
-    coords3 = torch.cat([batch, coords], dim=1).contiguous()
-    x = backend.from_coords(coords3, feats, (int(mask.shape[0]), int(mask.shape[1])), 1)
+    x = _site_map(backend, coords, feats, mask)
     out = refiner(x, lr_rgb, lr_prior, ctx)
     macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
     _, values = backend.values(out.alpha)
@@ -80,11 +78,15 @@ def site_macs(refiner: Any, backend: Any, mask: torch.Tensor) -> float:
     coords = torch.nonzero(mask)
     if coords.shape[0] == 0:
         return 0.0
+    feats = torch.zeros((coords.shape[0], 4), dtype=torch.float32, device=coords.device)
+    return float(refiner.macs(_site_map(backend, coords, feats, mask)))
+
+
+def _site_map(backend: Any, coords: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor) -> Any:
+    """One-image sparse map of ``feats [N, C]`` at ``coords [N, 2]`` (y, x) on ``mask``'s grid."""
     batch = torch.zeros((coords.shape[0], 1), dtype=coords.dtype, device=coords.device)
     coords3 = torch.cat([batch, coords], dim=1).contiguous()
-    feats = torch.zeros((coords.shape[0], 4), dtype=torch.float32, device=coords.device)
-    x = backend.from_coords(coords3, feats, (int(mask.shape[0]), int(mask.shape[1])), 1)
-    return float(refiner.macs(x))
+    return backend.from_coords(coords3, feats, (int(mask.shape[0]), int(mask.shape[1])), 1)
 
 
 BASE_LOGIT_EPS = 1e-3

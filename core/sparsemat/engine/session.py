@@ -178,8 +178,9 @@ class Session:
         if prior is None and self.settings.prior != "input":
             from sparsemat.priors import choose_prior
 
-            # not built yet (first frame of a fresh session): a recurrent network prior needs its pre-roll too
-            if choose_prior(self.settings.prior, has_matte=False)[0] != "lpn" or self._needs_lpn_context():
+            # not built yet (first frame of a fresh session): a recurrent network prior needs its pre-roll too;
+            # the LPN is not recurrent, so it is not built just to be asked
+            if choose_prior(self.settings.prior, has_matte=False)[0] != "lpn":
                 prior = self._network_prior(self.settings.prior)[0]
         return bool(getattr(prior, "recurrent", False))
 
