@@ -28,23 +28,23 @@ def randomize(model: SHM, seed: int = 0) -> SHM:
     return model
 
 
-def inputs(mask: Tensor, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def inputs(mask: Tensor, seed: int = 0, channels: int = 4) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     g = torch.Generator().manual_seed(seed)
     b, h, w = mask.shape
     coords = torch.nonzero(mask)
-    feats = torch.rand(coords.shape[0], 4, generator=g) * 2 - 1
+    feats = torch.rand(coords.shape[0], channels, generator=g) * 2 - 1
     lr_rgb = torch.rand(b, 3, (h + 3) // 4, (w + 3) // 4, generator=g)
     lr_prior = torch.rand(b, 1, (h + 3) // 4, (w + 3) // 4, generator=g)
     return coords, feats, lr_rgb, lr_prior
 
 
 def run(model: SHM, backend: str, mask: Tensor, seed: int = 0) -> SHMOutput:
-    coords, feats, lr_rgb, lr_prior = inputs(mask, seed)
+    coords, feats, lr_rgb, lr_prior = inputs(mask, seed, model.cfg.in_channels)
     x = from_coords(coords, feats, (mask.shape[1], mask.shape[2]), mask.shape[0], backend)
     return model(x, lr_rgb, lr_prior)
 
 
-@pytest.mark.parametrize("name", ["lite", "paper"])
+@pytest.mark.parametrize("name", ["lite", "lite_cs", "paper"])
 @pytest.mark.parametrize("training", [False, True])
 def test_shm_torch_matches_dense(name: str, training: bool) -> None:
     model = randomize(SHM(SHM_CONFIGS[name])).train(training)
@@ -116,6 +116,23 @@ def test_parameter_counts() -> None:
     assert lite * 4 < 20e6  # fp32 weight file well under 20 MB
 
 
+@pytest.mark.parametrize("name", ["lite", "lite_cs"])
+def test_shipped_weights_load_as_registered(name: str) -> None:
+    """Every trained variant ships its file, which fills the registered network (not a random init), and the weights
+    folder stays within the 20 MB the project allows."""
+    from sparsemat.builders import WEIGHTS_DIR, shipped_weight_path
+
+    path = shipped_weight_path(name)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["config"] == name
+    model = build_shm(name)
+    assert model.cfg == SHM_CONFIGS[name] and model.cfg.in_channels == (12 if name == "lite_cs" else 4)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ckpt["state_dict"][k]), k
+    assert float(model.head[-1].weight.abs().sum()) > 0  # trained: the residual head is not the zero init
+    assert sum(f.stat().st_size for f in WEIGHTS_DIR.glob("*.pt")) < 20e6
+
+
 def test_build_shm_and_checkpoint(tmp_path: pytest.TempPathFactory) -> None:
     model = build_shm("lite")
     assert not model.training
@@ -144,14 +161,14 @@ def test_macs_positive_and_scale_with_sites() -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", ["lite", "paper"])
+@pytest.mark.parametrize("name", ["lite", "lite_cs", "paper"])
 def test_shm_spconv_matches_torch(name: str) -> None:
     _cuda_spconv()
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     model = randomize(SHM(SHM_CONFIGS[name])).cuda().eval()
     mask = irregular_mask()
-    coords, feats, lr_rgb, lr_prior = (t.cuda() for t in inputs(mask))
+    coords, feats, lr_rgb, lr_prior = (t.cuda() for t in inputs(mask, channels=model.cfg.in_channels))
     outs = {}
     for backend in ("torch", "spconv"):
         assert get_backend(backend, "cuda").name == backend

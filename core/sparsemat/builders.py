@@ -28,6 +28,8 @@ SHM_CONFIGS: dict[str, SHMConfig] = {
     "paper": SHMConfig(stem=64, layers=(64, 128, 256, 512), decoder=(256, 256, 64), head=(32, 16)),
     "lite": SHMConfig(stem=16, layers=(16, 32, 64, 96), decoder=(64, 48, 16), head=(16, 8), residual=True,
                       guided_prior=True, bytes_per_site=2000.0),
+    "lite_cs": SHMConfig(stem=16, layers=(16, 32, 64, 96), decoder=(64, 48, 16), head=(16, 8), residual=True,
+                         guided_prior=True, colour_samples=True, bytes_per_site=2000.0),
 }
 
 

@@ -110,9 +110,11 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "model", "Refiner model", "choice", "lite",
-        "Refinement network. lite is fast on CPUs; paper is the full-size network from the paper. "
+        "Refinement network. lite is fast on CPUs; lite_cs also samples the colours on either side of "
+        "the edge: better when the input matte is a few pixels off (grown or choked roto, keyer), "
+        "worse on clean, soft low-res priors; paper is the full-size network from the paper. "
         "A path to a .pt checkpoint loads your own weights.",
-        choices=("lite", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
+        choices=("lite", "lite_cs", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
     ),
     KnobSpec(
         "backend", "Backend", "choice", "auto",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsemat.settings import Settings
+from sparsemat.settings import Settings, knob
 
 OUTPUT_NAME = "sparsemat.%04d.exr"
 SOURCE_NAME = "source.%04d.exr"
@@ -140,7 +140,7 @@ def farm_frames_from_args(args: Sequence[str]) -> list[int] | None:
 def model_identity(model: str) -> str:
     """Identity of a refiner model: its registry name, or a checkpoint path plus size and mtime."""
     path = Path(os.path.expanduser(model.removeprefix("file:")))
-    if model not in ("lite", "paper") and path.is_file():
+    if model not in knob("model").choices and path.is_file():
         stat = path.stat()
         return f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
     return model

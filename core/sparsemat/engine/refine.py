@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, samples_at_sites, wants_colour_samples
 from sparsemat.engine.guided import guided_at_sites
 
 
@@ -33,7 +34,8 @@ def refine_sites(
         prior: ``[H, W]`` float32 in [0, 1], the current prior at this level.
         mask: ``[H, W]`` bool active pixels.
         lr_rgb: ``[1, 3, h, w]`` float32 sRGB [0, 1], the prior network's input.
-        lr_prior: ``[1, 1, h, w]`` float32 [0, 1], the low-resolution prior.
+        lr_prior: ``[1, 1, h, w]`` float32 [0, 1], the low-resolution prior (refiners with ``colour_samples``
+            also take their foreground/background colour estimates from these two).
         ctx: optional external context for refiners trained on LPN features.
         guide: guided-filter coefficients ``(A [1,3,h,w], b [1,1,h,w])`` of the low-res prior
             (:func:`sparsemat.engine.guided.guided_coefficients`): the prior feature of each site is then the
@@ -51,12 +53,15 @@ def refine_sites(
     if coords.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float32, device=prior.device), 0.0
     ys, xs = coords[:, 0], coords[:, 1]
-    feats = torch.empty((coords.shape[0], 4), dtype=torch.float32, device=prior.device)
+    size = (int(mask.shape[0]), int(mask.shape[1]))
+    feats = torch.empty((coords.shape[0], input_channels(refiner)), dtype=torch.float32, device=prior.device)
     feats[:, :3] = rgb_hwc[ys, xs].float()
     if guide is not None:
-        feats[:, 3] = guided_at_sites(guide, feats[:, :3], coords, (int(mask.shape[0]), int(mask.shape[1])))
+        feats[:, 3] = guided_at_sites(guide, feats[:, :3], coords, size)
     else:
         feats[:, 3] = prior[ys, xs]
+    if feats.shape[1] > 4:
+        feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size)
     base = feats[:, 3].clone() if strength < 1.0 else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)
@@ -78,8 +83,13 @@ def site_macs(refiner: Any, backend: Any, mask: torch.Tensor) -> float:
     coords = torch.nonzero(mask)
     if coords.shape[0] == 0:
         return 0.0
-    feats = torch.zeros((coords.shape[0], 4), dtype=torch.float32, device=coords.device)
+    feats = torch.zeros((coords.shape[0], input_channels(refiner)), dtype=torch.float32, device=coords.device)
     return float(refiner.macs(_site_map(backend, coords, feats, mask)))
+
+
+def input_channels(refiner: Any) -> int:
+    """Features per site ``refiner`` takes: RGB and the prior, plus the colour samples when it wants them."""
+    return 4 + (SAMPLE_CHANNELS if wants_colour_samples(refiner) else 0)
 
 
 def _site_map(backend: Any, coords: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor) -> Any:

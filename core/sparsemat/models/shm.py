@@ -61,6 +61,10 @@ class SHMConfig:
             guided-filter upsampling of the low-res prior (:mod:`sparsemat.engine.guided`) instead of the
             bilinear ``α↑``: an edge-aware start the head only has to correct. The active band is still
             defined on ``α↑``. Used by ``lite``; ``paper`` keeps the bilinear input of the official code.
+        colour_samples: eight more input features per site after the prior: local foreground and background
+            colour estimates from the prior's confident regions, their projection alpha and their distance
+            (:mod:`sparsemat.engine.colour_samples`), so the network can place an edge by colour where the prior
+            is off by a few pixels.
         bytes_per_site: measured peak memory of one inference pass per active full-resolution
             pixel, with margin (4K, ~7 % active, torch backend: lite 1.09 GB and paper 1.75 GB peak
             RSS for 586 k sites, process baseline included). Sets the default active-pixel budget.
@@ -74,7 +78,13 @@ class SHMConfig:
     ctx_widths: tuple[int, int, int, int] = (16, 24, 32, 32)
     residual: bool = False
     guided_prior: bool = False
+    colour_samples: bool = False
     bytes_per_site: float = 3500.0
+
+    @property
+    def in_channels(self) -> int:
+        """Input features per site: RGB, prior (+ 8 colour samples with ``colour_samples``)."""
+        return 12 if self.colour_samples else 4
 
 
 class SHMOutput(NamedTuple):
@@ -146,7 +156,7 @@ class SHM(nn.Module):
         d1, d2, d3 = cfg.decoder
         h1, h2 = cfg.head
         self.stem = nn.Sequential(
-            _conv_bn_act(SubMConv2d(4, s, 3, bias=False), s, SparseReLU()),
+            _conv_bn_act(SubMConv2d(cfg.in_channels, s, 3, bias=False), s, SparseReLU()),
             _conv_bn_act(DownConv2d(s, s, "spconv0", bias=False), s, SparseReLU()),
             _conv_bn_act(SubMConv2d(s, s, 3, bias=False), s, SparseReLU()),
         )
@@ -188,8 +198,9 @@ class SHM(nn.Module):
         """Refine alpha at the active sites.
 
         Args:
-            x: 4 features at the active full-resolution sites: RGB in [-1, 1] and the prior at the
-                site in [-1, 1] (bilinear ``α↑``, or its guided upsampling when ``cfg.guided_prior``; any backend).
+            x: ``cfg.in_channels`` features at the active full-resolution sites, all mapped from [0, 1] to
+                [-1, 1]: RGB, the prior at the site (bilinear ``α↑``, or its guided upsampling when
+                ``cfg.guided_prior``) and, with ``cfg.colour_samples``, the 8 colour samples (any backend).
             lr_rgb: ``[B, 3, h, w]`` float32 low-res plate, display sRGB in [0, 1].
             lr_prior: ``[B, 1, h, w]`` float32 low-res prior alpha in [0, 1].
             ctx: optional ``[B, 32, hc, wc]`` external context (an official LPN's ``dec16x``);

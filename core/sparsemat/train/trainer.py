@@ -51,8 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sparsemat.engine.colour_samples import samples_dense, wants_colour_samples
 from sparsemat.engine.guided import guided_dense, wants_guided_prior
-from sparsemat.errors import SettingsError
+from sparsemat.errors import ModelError, SettingsError
 from sparsemat.train import losses
 from sparsemat.train.synth import SOFT_EDGE_PROB
 
@@ -228,6 +229,36 @@ def ema_update(avg: nn.Module, model: nn.Module, decay: float) -> None:
                 a.mul_(decay).add_(mine[name], alpha=1.0 - decay)
             else:
                 a.copy_(mine[name])
+
+
+def load_init_weights(model: nn.Module, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
+    """Load ``state`` into ``model`` for a fine-tune, widening convs that gained input channels.
+
+    A conv weight ``[C_out, k, k, C_in]`` of the checkpoint that is narrower than the model's only in ``C_in``
+    (new input features appended) fills the leading input channels; the new ones start at zero, so the widened
+    network computes exactly what the checkpoint did. Any other mismatch is a :class:`ModelError` naming ``source``.
+
+    Returns:
+        The names of the widened weights.
+    """
+    own = model.state_dict()
+    widened: list[str] = []
+    merged: dict[str, Tensor] = {}
+    for name, value in state.items():
+        ref = own.get(name)
+        if ref is not None and ref.dim() == 4 and value.dim() == 4 and ref.shape[:3] == value.shape[:3] \
+                and ref.shape[3] > value.shape[3]:
+            wide = torch.zeros_like(ref)
+            wide[..., : value.shape[3]] = value
+            merged[name] = wide
+            widened.append(name)
+        else:
+            merged[name] = value
+    try:
+        model.load_state_dict(merged)
+    except RuntimeError as exc:
+        raise ModelError(f"{source} does not fit the configured SHM network: {exc}") from exc
+    return widened
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -424,7 +455,10 @@ class ShmTask:
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
         base = self.base_alpha(model, batch)
-        feats = torch.cat([batch["rgb"], base], 1).mul(2.0).sub(1.0)
+        parts = [batch["rgb"], base]
+        if wants_colour_samples(model):
+            parts.append(samples_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"]))
+        feats = torch.cat(parts, 1).mul(2.0).sub(1.0)
         coords = torch.nonzero(band[:, 0] > 0)
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
         b, _, h, w = prior.shape
@@ -686,7 +720,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     best = float("inf")
     if cfg.init and not cfg.resume:
         init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
-        model.load_state_dict(init.get("state_dict", init))
+        load_init_weights(model, init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)")
     if cfg.reset_head:
         cfg_m = getattr(model, "cfg", None)
         if not (cfg.init and getattr(cfg_m, "residual", False)):
