@@ -1,6 +1,7 @@
 """Make docs/img/before_after*.png: real photographs through the engine with the RVM prior and the shipped SHM.
 
-Usage: ``python docs/img/before_after.py [--model lite] [--prior-size 128] [--out docs/img]``
+Usage: ``python docs/img/before_after.py [--model lite] [--prior-size 128] [--out docs/img]`` (another model than
+``lite`` writes ``before_after_<model>.png``)
 
 For each photo (astronaut, chelsea, coffee from the shared CC0 folder, held out of training) the engine runs
 with ``prior="rvm"``. The photos are only 451–600 px wide, so the prior is run at ``--prior-size`` (128, the
@@ -34,7 +35,8 @@ def _write(path: Path, img: np.ndarray) -> None:
     img = img if img.ndim == 3 else img[..., None]
     spec = oiio.ImageSpec(img.shape[1], img.shape[0], img.shape[2], oiio.UINT8)
     out = oiio.ImageOutput.create(str(path))
-    out.open(str(path), spec)
+    if out is None or not out.open(str(path), spec):
+        raise SystemExit(f"cannot write {path}: {oiio.geterror()}")
     out.write_image(np.ascontiguousarray(img, dtype=np.float32))
     out.close()
 
@@ -66,7 +68,7 @@ def _edge_crop(prior: np.ndarray, refined: np.ndarray, side: int) -> tuple[int, 
     return pos
 
 
-def figure_row(rgb: np.ndarray, prior: np.ndarray, refined: np.ndarray, zoom: int = 4,
+def figure_row(rgb: np.ndarray, prior: np.ndarray, refined: np.ndarray, zoom: int = 4, model: str = "lite",
                crop: tuple[int, int, int] | None = None) -> np.ndarray:
     """One figure row ``[H', W', 3]`` float32: three full panels over three zoomed crops.
 
@@ -83,7 +85,7 @@ def figure_row(rgb: np.ndarray, prior: np.ndarray, refined: np.ndarray, zoom: in
     for t in range(2):  # outline the crop
         plate[y + t, x:x + side] = plate[y + side - 1 - t, x:x + side] = (1, 0.2, 0.2)
         plate[y:y + side, x + t] = plate[y:y + side, x + side - 1 - t] = (1, 0.2, 0.2)
-    top = [_label(plate, "plate"), _label(_grey(prior), "upsampled prior (RVM)"), _label(_grey(refined), "+ SHM lite")]
+    top = [_label(plate, "plate"), _label(_grey(prior), "upsampled prior (RVM)"), _label(_grey(refined), f"+ SHM {model}")]
 
     def z(img: np.ndarray) -> np.ndarray:
         return np.kron(img[sl], np.ones((zoom, zoom, 1), np.float32))
@@ -116,9 +118,11 @@ def main() -> None:
     ap.add_argument("--mattes", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
     folder = find_photo_dir()
     assert folder is not None, "needs the shared photo folder"
     session = Session(Settings(prior="rvm", model=a.model, temporal=False, device="cpu", prior_size=a.prior_size))
+    suffix = "" if a.model == "lite" else f"_{Path(a.model).stem}"  # the default model's figure is before_after.png
     rows = []
     for name in PHOTOS:
         rgb = _read(folder / name)
@@ -128,11 +132,11 @@ def main() -> None:
             Path(a.mattes).mkdir(parents=True, exist_ok=True)
             _write(Path(a.mattes) / f"{Path(name).stem}_prior.png", res.prior)
             _write(Path(a.mattes) / f"{Path(name).stem}_refined.png", res.alpha)
-        row = figure_row(rgb, res.prior, res.alpha, crop=CROPS.get(name))
-        _write(Path(a.out) / f"before_after_{Path(name).stem}.png", row)
+        row = figure_row(rgb, res.prior, res.alpha, crop=CROPS.get(name), model=a.model)
+        _write(Path(a.out) / f"before_after_{Path(name).stem}{suffix}.png", row)
         rows.append(row)
         print(name, "band px", int(res.spatial.sum()), "mean |refined - prior|", float(np.abs(res.alpha - res.prior).mean()))
-    _write(Path(a.out) / "before_after.png", rows[0])
+    _write(Path(a.out) / f"before_after{suffix}.png", rows[0])
 
 
 if __name__ == "__main__":

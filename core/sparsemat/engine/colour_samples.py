@@ -8,7 +8,7 @@ at every pixel. At a band pixel of colour ``I`` the compositing equation ``I = �
 alpha by projection, ``α_fb = clip((I − B̂)·(F̂ − B̂) / (|F̂ − B̂|² + ε))``, trustworthy where ``|F̂ − B̂|`` is large.
 
 SHM variants with ``SHMConfig.colour_samples`` take ``[F̂, B̂, α_fb, |F̂ − B̂|]`` (8 values) at each active site
-next to RGB and the prior. The estimates are computed at the prior's resolution (about 10 ms for a 4K plate's
+next to RGB and the prior. The estimates are computed at the prior's resolution (about 60 ms for a 4K plate's
 512×910 prior on one core), then evaluated only at the active sites by the engine (:func:`samples_at_sites`) and
 densely on crops by the trainer (:func:`samples_dense`); both give the same values. Everything is display sRGB
 in [0, 1].
