@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sparsemat.engine.resize import upsample, upsample_at
+
 FG_LEVEL = 0.98
 """Prior alpha above which a low-resolution pixel is a foreground colour sample."""
 BG_LEVEL = 0.02
@@ -112,10 +114,7 @@ def samples_dense(lr_rgb: torch.Tensor, lr_prior: torch.Tensor, rgb: torch.Tenso
     Returns:
         ``[B, 8, H, W]`` float32 in [0, 1] (:func:`sample_features`).
     """
-    est = colour_estimates(lr_rgb, lr_prior)
-    size = (int(rgb.shape[-2]), int(rgb.shape[-1]))
-    if tuple(est.shape[-2:]) != size:
-        est = F.interpolate(est, size=size, mode="bilinear", align_corners=False)
+    est = upsample(colour_estimates(lr_rgb, lr_prior), (int(rgb.shape[-2]), int(rgb.shape[-1])))
     return sample_features(est, rgb.float())
 
 
@@ -133,11 +132,5 @@ def samples_at_sites(lr_rgb: torch.Tensor, lr_prior: torch.Tensor, rgb: torch.Te
     """
     if coords.shape[0] == 0:
         return torch.zeros((0, SAMPLE_CHANNELS), dtype=torch.float32, device=rgb.device)
-    est = colour_estimates(lr_rgb, lr_prior)
-    height, width = size
-    gx = (coords[:, 1].float() + 0.5) * (2.0 / width) - 1.0
-    gy = (coords[:, 0].float() + 0.5) * (2.0 / height) - 1.0
-    grid = torch.stack([gx, gy], dim=1)[None, None]  # [1, 1, N, 2]
-    # align_corners=False, border padding == F.interpolate(bilinear, align_corners=False) at these pixels
-    vals = F.grid_sample(est, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]  # [6, N]
-    return sample_features(vals.t(), rgb.float()).reshape(-1, SAMPLE_CHANNELS)
+    vals = upsample_at(colour_estimates(lr_rgb, lr_prior), coords, size)  # [6, N]
+    return sample_features(vals.t(), rgb.float())

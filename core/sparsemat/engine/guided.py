@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sparsemat.engine.resize import upsample_at
+
 GUIDED_RADIUS = 1
 """Box radius in low-resolution pixels of the prior's guided upsampling."""
 GUIDED_EPS = 1e-4
@@ -124,12 +126,6 @@ def guided_at_sites(coeffs: tuple[torch.Tensor, torch.Tensor], rgb: torch.Tensor
     a, b = coeffs
     if coords.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float32, device=rgb.device)
-    height, width = size
-    ab = torch.cat([a, b], dim=1).float()  # [1, 4, h, w]
-    # align_corners=False sampling == F.interpolate(bilinear, align_corners=False) at these pixels
-    gx = (coords[:, 1].float() + 0.5) * (2.0 / width) - 1.0
-    gy = (coords[:, 0].float() + 0.5) * (2.0 / height) - 1.0
-    grid = torch.stack([gx, gy], dim=1)[None, None]  # [1, 1, N, 2]
-    vals = F.grid_sample(ab, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]  # [4, N]
+    vals = upsample_at(torch.cat([a, b], dim=1), coords, size)  # [4, N]
     q = (vals[:3].t() * rgb.float()).sum(dim=1) + vals[3]
     return q.clamp(0.0, 1.0) if clip else q

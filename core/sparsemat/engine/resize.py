@@ -25,3 +25,22 @@ def resize_plane(plane: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     grow = size[0] >= plane.shape[0] and size[1] >= plane.shape[1]
     fn = upsample if grow else downsample
     return fn(plane[None, None], size)[0, 0]
+
+
+def upsample_at(maps: torch.Tensor, coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """:func:`upsample` of ``maps`` to ``size``, evaluated only at some pixels.
+
+    Args:
+        maps: ``[1, C, h, w]`` float.
+        coords: ``[N, 2]`` integer ``(y, x)`` pixel coordinates in an image of ``size = (H, W)``.
+
+    Returns:
+        ``[C, N]`` float32, equal to ``upsample(maps, size)[0, :, y, x]`` (bilinear, align_corners=False, edge
+        values clamped).
+    """
+    height, width = size
+    gx = (coords[:, 1].float() + 0.5) * (2.0 / width) - 1.0
+    gy = (coords[:, 0].float() + 0.5) * (2.0 / height) - 1.0
+    grid = torch.stack([gx, gy], dim=1)[None, None]  # [1, 1, N, 2]
+    out = F.grid_sample(maps.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, 0]
