@@ -16,6 +16,7 @@ from sparsemat.engine import FrameInput, Session
 from sparsemat.engine.colour_samples import (
     colour_estimates,
     push_pull,
+    sample_features,
     samples_at_sites,
     samples_dense,
     wants_colour_samples,
@@ -100,6 +101,15 @@ def _cs_shm(seed: int = 0) -> SHM:
     return SHM(replace(SHM_CONFIGS["lite"], colour_samples=True)).eval()
 
 
+def _ramp_batch() -> dict[str, torch.Tensor]:
+    """A one-item trainer batch of a 64 px ramp plate with an exact ×4 prior."""
+    rgb, alpha = _ramp_plate(64, 64, 30.0)
+    hr, lr_rgb, lr_prior = _lowres(rgb, alpha, 4)
+    prior_hr = F.interpolate(lr_prior, size=(64, 64), mode="bilinear", align_corners=False)
+    return {"rgb": hr, "alpha": torch.from_numpy(alpha)[None, None], "lr_rgb": lr_rgb, "lr_prior": lr_prior,
+            "prior_hr": prior_hr}
+
+
 def test_engine_and_trainer_feed_the_same_twelve_features() -> None:
     """The stem sees RGB, the guided prior and the 8 colour samples, in [-1, 1], in the engine and the trainer."""
     shm = _cs_shm()
@@ -107,11 +117,8 @@ def test_engine_and_trainer_feed_the_same_twelve_features() -> None:
     assert not wants_colour_samples(SHM(SHM_CONFIGS["lite"])) and input_channels(SHM(SHM_CONFIGS["lite"])) == 4
     seen: list[torch.Tensor] = []
     handle = shm.stem.register_forward_pre_hook(lambda _m, args: seen.append(args[0].features.clone()))
-    rgb, alpha = _ramp_plate(64, 64, 30.0)
-    hr, lr_rgb, lr_prior = _lowres(rgb, alpha, 4)
-    prior_hr = F.interpolate(lr_prior, size=(64, 64), mode="bilinear", align_corners=False)
-    batch = {"rgb": hr, "alpha": torch.from_numpy(alpha)[None, None], "lr_rgb": lr_rgb, "lr_prior": lr_prior,
-             "prior_hr": prior_hr}
+    batch = _ramp_batch()
+    hr, lr_rgb, lr_prior, prior_hr = batch["rgb"], batch["lr_rgb"], batch["lr_prior"], batch["prior_hr"]
     task = ShmTask(TrainConfig(config="lite", crop=64, lr_factors=(4,)))
     with torch.no_grad():
         _, band, base = task.forward(shm, batch)
@@ -162,3 +169,73 @@ def test_a_four_input_checkpoint_widens_without_changing_the_result() -> None:
     assert band.any()
     with pytest.raises(ModelError, match="'run.pt' \\(--init\\) does not fit"):
         load_init_weights(narrow, SHM(SHM_CONFIGS["paper"]).state_dict(), "Checkpoint 'run.pt' (--init)")
+
+
+def test_whole_view_crops_see_the_layer_outside_the_crop() -> None:
+    """A crop holding only foreground and the edge gets the background colour from its whole composite (its own
+    low-res view has no background sample), and its prior is the whole composite's degraded matte, cut."""
+    from sparsemat.train import imops
+    from sparsemat.train.datasets import WholeView, shm_crops_from
+
+    h, w = 96, 256
+    xx = np.arange(w, dtype=np.float32)[None, :].repeat(h, 0)
+    # background | hard step at x = 60 | foreground | soft edge fading out at the right border (never below 0.1)
+    alpha = ((xx >= 60) * np.clip((256.0 - xx) / 8.0, 0.0, 1.0)).astype(np.float32)
+    rgb = (alpha[..., None] * FG + (1 - alpha[..., None]) * BG).astype(np.float32)
+    view = WholeView(rgb, alpha, 4, np.random.default_rng(0))
+    degraded = view.prior("down4")[0]
+    flips = set()
+    for seed in range(8):
+        item = shm_crops_from(np.random.default_rng(seed), rgb, alpha, 64, 4, "down4", centre_prob=1.0, view=view)
+        est = item["est"]
+        assert est.shape == (6, 64, 64) and item["lr_prior"].shape == (1, 16, 16)
+        own = colour_estimates(torch.from_numpy(item["lr_rgb"])[None], torch.from_numpy(item["lr_prior"])[None])
+        assert float(own[0, 3:].abs().max()) == 0.0  # no background sample in the crop's own view
+        assert np.abs(est[3:] - BG[:, None, None]).max() < 0.02  # the whole view has them
+        assert np.abs(est[:3] - FG[:, None, None]).max() < 0.02
+        # the crop is columns 192..255 of some rows, maybe mirrored; its prior is the same cut of `degraded`
+        flip = bool(item["rgb"][0, 0, 0] < item["rgb"][0, 0, -1])  # the edge (bluer) is on the left when mirrored
+        flips.add(flip)
+        cut_a, cut_d = alpha[:, 192:], degraded[:, 192:]
+        if flip:
+            cut_a, cut_d = cut_a[:, ::-1], cut_d[:, ::-1]
+        assert np.array_equal(item["alpha"][0], cut_a[:64])  # the edge is vertical: any rows
+        want = imops.resize(np.ascontiguousarray(cut_d[:64]), (16, 16), mode="area")
+        assert np.allclose(item["lr_prior"][0], want, atol=1e-6)
+        assert np.abs(est[3:, :, 0 if flip else -1] - BG[:, None]).max() < 0.02
+    assert flips == {False, True}
+
+
+def test_trainer_takes_whole_view_estimates_when_the_batch_has_them() -> None:
+    """``est`` in a batch (``TrainConfig.whole_view``) replaces the crop's own estimates in the SHM's input."""
+    shm = _cs_shm()
+    seen: list[torch.Tensor] = []
+    handle = shm.stem.register_forward_pre_hook(lambda _m, args: seen.append(args[0].features.clone()))
+    batch = _ramp_batch()
+    hr = batch["rgb"]
+    est = torch.rand(1, 6, 64, 64, generator=torch.Generator().manual_seed(0))
+    task = ShmTask(TrainConfig(config="lite", crop=64, lr_factors=(4,)))
+    with torch.no_grad():
+        _, band, _ = task.forward(shm, batch)
+        task.forward(shm, {**batch, "est": est})
+    handle.remove()
+    sel = band[0, 0] > 0
+    own, whole = (s.permute(0, 2, 3, 1)[0][sel] for s in seen)
+    assert float((own[:, :4] - whole[:, :4]).abs().max()) == 0.0
+    want = sample_features(est, hr)[0].permute(1, 2, 0)[sel] * 2 - 1
+    assert float((whole[:, 4:] - want).abs().max()) < 1e-6
+    assert float((own[:, 4:] - want).abs().max()) > 0.1
+
+
+def test_whole_view_batches_from_the_trainer(tmp_path: object) -> None:
+    """``--whole-view`` reaches the data worker: every batch carries ``est`` of the crops' size, and a batch is a
+    function of the seed and step."""
+    from sparsemat.train import trainer
+
+    cfg = TrainConfig(batch=3, crop=32, lr_factors=(2,), photos="none", workers=0, whole_view=True,
+                      sample_scale=(2.0, 3.0), crops_per_sample=3)
+    stream = trainer.BatchStream("shm", cfg)
+    a, b = stream.get(0, 1), stream.get(0, 1)
+    stream.close()
+    assert tuple(a["est"].shape) == (3, 6, 32, 32)
+    assert all(torch.equal(a[k], b[k]) for k in a)

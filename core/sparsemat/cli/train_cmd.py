@@ -66,6 +66,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="crops cut from each synthetic composite [%(default)s]")
     parser.add_argument("--soft-edge-prob", type=float, default=d.soft_edge_prob,
                         help="chance of a defocused body edge in synthetic composites [%(default)s]")
+    parser.add_argument("--whole-view", action="store_true",
+                        help="cut each crop's prior from its whole composite's degraded matte and take the colour "
+                             "samples from the whole composite's low-res view, as the engine does on a plate")
     parser.add_argument("--flat-weight", type=float, default=d.flat_weight,
                         help="weight of the pull towards the base alpha where the plate is flat in the band "
                              "(0: off) [%(default)s]")
@@ -121,7 +124,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, device=args.device,
         workers=max(0, args.workers), resume=args.resume,
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
-        flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
+        whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
     )
 
 

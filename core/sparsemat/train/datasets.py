@@ -13,7 +13,8 @@
 
 Every source returns numpy batches in the layout of :func:`sparsemat.train.synth.training_batch` (float32,
 display sRGB in [0, 1]): SHM batches ``rgb [B,3,H,W]``, ``alpha``/``prior_hr [B,1,H,W]``, ``lr_rgb [B,3,h,w]``,
-``lr_prior [B,1,h,w]``; LPN batches ``rgb [B,3,S,S]``, ``alpha [B,1,S,S]``.
+``lr_prior [B,1,h,w]`` (with ``whole_view``, also ``est [B,6,H,W]``: see :class:`WholeView`); LPN batches
+``rgb [B,3,S,S]``, ``alpha [B,1,S,S]``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from sparsemat.engine.colour_samples import colour_estimates
+from sparsemat.engine.resize import upsample_at
 from sparsemat.errors import InputError, SettingsError
 from sparsemat.train import imops
 from sparsemat.train.synth import (
@@ -40,6 +44,9 @@ from sparsemat.train.synth import (
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".bmp"}
 
 _KEYS = ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior")
+WHOLE_VIEW_KINDS = 3
+"""Degradation kinds drawn per composite with ``whole_view`` (each degrades the whole composite once; every crop
+of the composite takes one of them, so the kinds stay uniform over crops)."""
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -97,20 +104,85 @@ def training_photos(folder: str | None = None, exclude: Sequence[str] = ()) -> l
 
 def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, crops_per_sample: int,
-               composite: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+               composite: Callable[[], tuple[np.ndarray, np.ndarray]], whole_view: bool = False) -> dict[str, np.ndarray]:
     """``batch`` SHM items, ``crops_per_sample`` cut from each ``composite()`` (``(rgb [H,W,3], alpha [H,W])``);
-    item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any)."""
-    out: dict[str, list[np.ndarray]] = {k: [] for k in _KEYS}
+    item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any). ``whole_view``: each crop's
+    prior and colour estimates come from its whole composite (:class:`WholeView`), and the random kinds of one
+    composite are drawn from :data:`WHOLE_VIEW_KINDS` of them."""
+    from sparsemat.train.synth import PRIOR_KINDS
+
+    out: dict[str, list[np.ndarray]] = {}
+    n = 0
     with torch_threads(1):
-        while len(out["rgb"]) < batch:
-            rgb, alpha = composite()
-            for _ in range(min(max(1, crops_per_sample), batch - len(out["rgb"]))):
-                i = len(out["rgb"])
-                kind = (kinds[i % len(kinds)] if fixed_kinds else str(rng.choice(list(kinds)))) if kinds else None
-                item = shm_crops_from(rng, rgb, alpha, crop, factor, kind)
-                for k in _KEYS:
-                    out[k].append(item[k])
+        while n < batch:
+            rgb, alpha = _at_least(*composite(), crop)
+            view = WholeView(rgb, alpha, factor, rng) if whole_view else None
+            pool = list(kinds) if kinds else list(PRIOR_KINDS)
+            if view is not None and not fixed_kinds:
+                pool = [str(k) for k in rng.choice(pool, size=min(WHOLE_VIEW_KINDS, len(pool)), replace=False)]
+            for _ in range(min(max(1, crops_per_sample), batch - n)):
+                kind: str | None = None
+                if fixed_kinds and kinds:
+                    kind = kinds[n % len(kinds)]
+                elif kinds or view is not None:
+                    kind = str(rng.choice(pool))
+                item = shm_crops_from(rng, rgb, alpha, crop, factor, kind, view=view)
+                for k, v in item.items():
+                    out.setdefault(k, []).append(v)
+                n += 1
     return _stack(out)
+
+
+def _at_least(rgb: np.ndarray, alpha: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb, alpha)`` bilinearly upscaled so that the short side is at least ``crop`` (unchanged if it is)."""
+    h, w = alpha.shape
+    if min(h, w) >= crop:
+        return rgb, alpha
+    s = crop / min(h, w)
+    size = (max(crop, round(h * s)), max(crop, round(w * s)))
+    return imops.resize(rgb, size, mode="bilinear"), imops.resize(alpha, size, mode="bilinear")
+
+
+class WholeView:
+    """A composite seen the way the engine sees a plate, for the crops cut from it.
+
+    The engine hands the SHM a prior of the whole plate and takes the colour estimates
+    (:func:`~sparsemat.engine.colour_samples.colour_estimates`) from the whole plate at the prior's resolution.
+    Crops that degrade their own piece of the matte and estimate colours from their own low-resolution view
+    miss the layer that lies outside the crop (a third of the crops of the phase-3 recipe lack one) and see
+    degradations sized to the crop (noise blotches, holes). Here the matte is degraded once per kind over the
+    whole composite (magnitudes in full-resolution pixels, as the yardstick), and the estimates are computed from
+    the composite's low-resolution view and that degraded prior.
+
+    Args:
+        rgb: ``[H, W, 3]`` float32 display sRGB in [0, 1].
+        alpha: ``[H, W]`` float32 ground truth in [0, 1].
+        factor: plate → prior-resolution factor.
+        rng: generator (draws the degradations' parameters).
+    """
+
+    def __init__(self, rgb: np.ndarray, alpha: np.ndarray, factor: int, rng: np.random.Generator) -> None:
+        self.alpha = alpha
+        self.size = (int(alpha.shape[0]), int(alpha.shape[1]))
+        self.lr_size = (max(1, round(self.size[0] / factor)), max(1, round(self.size[1] / factor)))
+        self.lr_rgb = torch.from_numpy(imops.resize(rgb, self.lr_size, mode="aa").transpose(2, 0, 1).copy())[None]
+        self.rng = rng
+        self._kinds: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
+
+    def prior(self, kind: str) -> tuple[np.ndarray, torch.Tensor]:
+        """The whole composite's degraded matte ``[H, W]`` (full resolution, before the prior's downsampling)
+        and its colour estimates ``[1, 6, h, w]`` at the prior's resolution, made once per ``kind``."""
+        if kind not in self._kinds:
+            degraded = degrade_prior(self.alpha, self.rng, kind, scale=1.0)
+            lr_prior = torch.from_numpy(imops.resize(degraded, self.lr_size, mode="aa"))[None, None]
+            self._kinds[kind] = degraded, colour_estimates(self.lr_rgb, lr_prior.clamp(0.0, 1.0))
+        return self._kinds[kind]
+
+    def estimates_at(self, kind: str, y0: int, x0: int, crop: int) -> np.ndarray:
+        """The colour estimates upsampled to full resolution over the crop at ``(y0, x0)``: ``[6, crop, crop]``."""
+        ys, xs = torch.meshgrid(torch.arange(y0, y0 + crop), torch.arange(x0, x0 + crop), indexing="ij")
+        coords = torch.stack([ys.reshape(-1), xs.reshape(-1)], dim=1)
+        return upsample_at(self.prior(kind)[1], coords, self.size).reshape(6, crop, crop).numpy()
 
 
 def _stack(items: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
@@ -118,7 +190,7 @@ def _stack(items: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray, crop: int, factor: int,
-                   kind: str | None, centre_prob: float = 0.85) -> dict[str, np.ndarray]:
+                   kind: str | None, centre_prob: float = 0.85, view: WholeView | None = None) -> dict[str, np.ndarray]:
     """One SHM training item from a full composite, as :func:`~sparsemat.train.synth.training_batch` builds it.
 
     Args:
@@ -127,18 +199,16 @@ def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray,
         alpha: ``[H, W]`` float32 ground-truth matte.
         crop: crop side (multiple of ``factor``).
         factor: plate → prior-resolution factor.
-        kind: prior degradation (None draws one).
+        kind: prior degradation (None draws one; required with ``view``).
+        view: the composite's :class:`WholeView` (same ``rgb``/``alpha``): the crop's prior is cut from the whole
+            composite's degraded matte and the item gains ``est``; None degrades the crop's own matte.
 
     Returns:
         ``rgb [3,c,c]``, ``alpha [1,c,c]``, ``prior_hr [1,c,c]``, ``lr_rgb [3,l,l]``, ``lr_prior [1,l,l]`` with
-        ``l = crop // factor``.
+        ``l = crop // factor``; with ``view`` also ``est [6,c,c]`` (``F̂``, ``B̂`` from the whole view).
     """
+    rgb, alpha = _at_least(rgb, alpha, crop)
     h, w = alpha.shape
-    if min(h, w) < crop:
-        s = crop / min(h, w)
-        size = (max(crop, round(h * s)), max(crop, round(w * s)))
-        rgb, alpha = imops.resize(rgb, size, mode="bilinear"), imops.resize(alpha, size, mode="bilinear")
-        h, w = size
     cy, cx = int(rng.integers(h)), int(rng.integers(w))
     if rng.random() < centre_prob:
         ys, xs = np.nonzero((alpha > 0.05) & (alpha < 0.95))
@@ -149,17 +219,31 @@ def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray,
     x0 = int(np.clip(cx - crop // 2, 0, w - crop))
     r = rgb[y0:y0 + crop, x0:x0 + crop]
     a = alpha[y0:y0 + crop, x0:x0 + crop]
-    if rng.random() < 0.5:
+    flip = rng.random() < 0.5
+    if flip:
         r, a = r[:, ::-1], a[:, ::-1]
     r, a = np.ascontiguousarray(r), np.ascontiguousarray(a)
     lr = crop // factor
-    lr_prior = imops.resize(degrade_prior(a, rng, kind), (lr, lr), mode="area")
+    extra: dict[str, np.ndarray] = {}
+    if view is None:
+        degraded = degrade_prior(a, rng, kind)
+    else:
+        if kind is None:
+            raise ValueError("shm_crops_from: a whole view needs a degradation kind")
+        degraded = view.prior(kind)[0][y0:y0 + crop, x0:x0 + crop]
+        est = view.estimates_at(kind, y0, x0, crop)
+        if flip:
+            degraded, est = degraded[:, ::-1], est[:, :, ::-1]
+        degraded = np.ascontiguousarray(degraded)
+        extra["est"] = np.ascontiguousarray(est)
+    lr_prior = imops.resize(degraded, (lr, lr), mode="area")
     return {
         "rgb": r.transpose(2, 0, 1),
         "alpha": a[None],
         "prior_hr": imops.resize(lr_prior, (crop, crop), mode="bilinear")[None],
         "lr_rgb": imops.resize(r, (lr, lr), mode="area").transpose(2, 0, 1),
         "lr_prior": lr_prior[None],
+        **extra,
     }
 
 
@@ -176,15 +260,16 @@ class SyntheticSource:
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
-                  soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, np.ndarray]:
+                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False) -> dict[str, np.ndarray]:
         """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
 
-        With ``sample_scale``/``crops_per_sample`` set, composites of ``crop·U(sample_scale)`` px (aspect 1–1.6)
-        are drawn and ``crops_per_sample`` crops cut from each (:func:`shm_crops_from`); otherwise
+        With ``sample_scale``/``crops_per_sample``/``whole_view`` set, composites of ``crop·U(sample_scale)`` px
+        (aspect 1–1.6) are drawn and ``crops_per_sample`` crops cut from each (:func:`shm_crops_from`; with
+        ``whole_view`` through the composite's :class:`WholeView`); otherwise
         :func:`~sparsemat.train.synth.training_batch` builds the batch. ``soft_edge_prob``: chance of a
         defocused body edge per composite.
         """
-        if sample_scale is not None or crops_per_sample > 1:
+        if sample_scale is not None or crops_per_sample > 1 or whole_view:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
 
             def composite() -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +279,7 @@ class SyntheticSource:
                                   soft_edge_prob=soft_edge_prob)
                 return smp.rgb, smp.alpha
 
-            return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite)
+            return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]],
                                     soft_edge_prob=soft_edge_prob) for i in range(batch)]
@@ -248,12 +333,12 @@ class _CompositeSource:
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
-                  soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, np.ndarray]:
+                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
-        composite. ``sample_scale`` and ``soft_edge_prob`` shape synthetic composites only: user composites keep
-        their own size and edges."""
+        composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale`` and ``soft_edge_prob``
+        shape synthetic composites only: user composites keep their own size and edges."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
-                          lambda: self.composite(rng, crop))
+                          lambda: self.composite(rng, crop), whole_view)
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
                   kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:
