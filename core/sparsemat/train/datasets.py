@@ -149,7 +149,7 @@ class WholeView:
     The engine hands the SHM a prior of the whole plate and takes the colour estimates
     (:func:`~sparsemat.engine.colour_samples.colour_estimates`) from the whole plate at the prior's resolution.
     Crops that degrade their own piece of the matte and estimate colours from their own low-resolution view
-    miss the layer that lies outside the crop (a third of the crops of the phase-3 recipe lack one) and see
+    miss the layer that lies outside the crop (56 of 144 crops drawn like phase 3's lack one) and see
     degradations sized to the crop (noise blotches, holes). Here the matte is degraded once per kind over the
     whole composite (magnitudes in full-resolution pixels, as the yardstick), and the estimates are computed from
     the composite's low-resolution view and that degraded prior.
