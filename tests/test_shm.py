@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sparsemat import Settings
 from sparsemat.builders import SHM_CONFIGS, build_shm, count_parameters
 from sparsemat.models import SHM, SHMOutput
 from sparsemat.sparse import from_coords, get_backend, to_dense, values
@@ -116,21 +117,26 @@ def test_parameter_counts() -> None:
     assert lite * 4 < 20e6  # fp32 weight file well under 20 MB
 
 
-@pytest.mark.parametrize("name", ["lite", "lite_cs"])
+@pytest.mark.parametrize("name", ["lite", "lite_cs", "lite_cs2"])
 def test_shipped_weights_load_as_registered(name: str) -> None:
     """Every trained variant ships its file, which fills the registered network (not a random init), and the weights
     folder stays within the 20 MB the project allows."""
     from sparsemat.builders import WEIGHTS_DIR, shipped_weight_path
+    from sparsemat.settings import DEFAULT_MODEL
 
     path = shipped_weight_path(name)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert ckpt["config"] == name
     model = build_shm(name)
-    assert model.cfg == SHM_CONFIGS[name] and model.cfg.in_channels == (12 if name == "lite_cs" else 4)
+    assert model.cfg == SHM_CONFIGS[name] and model.cfg.in_channels == (4 if name == "lite" else 12)
     for k, v in model.state_dict().items():
         assert torch.equal(v, ckpt["state_dict"][k]), k
     assert float(model.head[-1].weight.detach().abs().sum()) > 0  # trained: the residual head is not the zero init
     assert sum(f.stat().st_size for f in WEIGHTS_DIR.glob("*.pt")) < 20e6
+    assert shipped_weight_path(DEFAULT_MODEL).is_file() and Settings().model == DEFAULT_MODEL == "lite_cs2"
+    if name == "lite_cs2":  # the same network as lite_cs, trained again: other weights
+        other = torch.load(shipped_weight_path("lite_cs"), map_location="cpu", weights_only=True)["state_dict"]
+        assert not torch.equal(other["head.4.weight"], ckpt["state_dict"]["head.4.weight"])
 
 
 def test_build_shm_and_checkpoint(tmp_path: pytest.TempPathFactory) -> None:

@@ -1,7 +1,7 @@
 """Model registry and checkpoint loading: the only place hyperparameters and weight files meet.
 
 ``build_shm("lite")`` builds the registered variant and loads ``weights/shm_lite.pt`` when it is
-shipped; ``build_shm("path/to/ckpt.pt")`` loads a checkpoint (its ``config`` entry names the widths).
+shipped (:data:`~sparsemat.settings.DEFAULT_MODEL` names the default); ``build_shm("path/to/ckpt.pt")`` loads a checkpoint (its ``config`` entry names the widths).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import nn
 from sparsemat.convert import load_weights_file
 from sparsemat.errors import ModelError
 from sparsemat.models.shm import SHM, SHMConfig
+from sparsemat.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ SHM_CONFIGS: dict[str, SHMConfig] = {
     "lite_cs": SHMConfig(stem=16, layers=(16, 32, 64, 96), decoder=(64, 48, 16), head=(16, 8), residual=True,
                          guided_prior=True, colour_samples=True, bytes_per_site=2000.0),
 }
+# lite_cs2: the lite_cs network trained on whole-composite views (--whole-view); the default (MODEL_CARD.md)
+SHM_CONFIGS["lite_cs2"] = SHM_CONFIGS["lite_cs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -87,11 +90,11 @@ def load_checkpoint(
     raise ModelError(f"SHM checkpoint '{p}' matches no registered variant ({', '.join(SHM_CONFIGS)}).")
 
 
-def build_shm(name_or_path: str | Path = "lite", device: torch.device | str = "cpu") -> SHM:
+def build_shm(name_or_path: str | Path = DEFAULT_MODEL, device: torch.device | str = "cpu") -> SHM:
     """Build an SHM in eval mode on ``device``.
 
     Args:
-        name_or_path: a registered variant (``lite``, ``paper``) — loads the shipped
+        name_or_path: a registered variant (``lite_cs2`` the default, ``lite_cs``, ``lite``, ``paper``) — loads the shipped
             ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
             the path of a checkpoint file.
         device: torch device.

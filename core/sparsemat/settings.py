@@ -18,6 +18,9 @@ from typing import Any, Literal, cast
 
 from sparsemat.errors import SettingsError
 
+DEFAULT_MODEL = "lite_cs2"
+"""The SHM the engine, the CLI, the demo and the yardstick use unless told otherwise (core/sparsemat/weights)."""
+
 KnobKind = Literal["float", "int", "bool", "choice", "string"]
 
 
@@ -109,12 +112,13 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         minimum=0, maximum=10_000,
     ),
     KnobSpec(
-        "model", "Refiner model", "choice", "lite",
-        "Refinement network. lite is fast on CPUs; lite_cs also samples the colours on either side of "
-        "the edge: better when the input matte is a few pixels off (grown or choked roto, keyer), "
-        "worse on clean, soft low-res priors; paper is the full-size network from the paper. "
-        "A path to a .pt checkpoint loads your own weights.",
-        choices=("lite", "lite_cs", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
+        "model", "Refiner model", "choice", DEFAULT_MODEL,
+        "Refinement network. lite_cs2 (default) reads the colours on either side of the edge and suits "
+        "most mattes, including grown or coarse ones; lite_cs is the earlier version, best when the "
+        "input matte is choked (eroded); lite ignores those colours and keeps a clean, sharp low-res "
+        "matte closest to itself; paper is the full-size network from the paper. A path to a .pt "
+        "checkpoint loads your own weights.",
+        choices=(DEFAULT_MODEL, "lite_cs", "lite", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
     ),
     KnobSpec(
         "backend", "Backend", "choice", "auto",

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from sparsemat.settings import DEFAULT_MODEL
+
 #: Named sizes as ``(height, width)``.
 SIZES: dict[str, tuple[int, int]] = {"4k": (2160, 3840), "uhd": (2160, 3840), "2k": (1080, 2048), "hd": (1080, 1920)}
 #: Prior degradation: area-downsample factor and blur sigma per 1080 lines of plate height.
@@ -174,9 +176,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     height, width = size
     print(f"sparsemat demo: {args.frames} frame(s) at {width}x{height}, seed {args.seed}, into {out}")
-    weights = shipped_weight_path("lite")
-    model = args.model or "lite"
-    trained = model != "lite" or weights.is_file()
+    weights = shipped_weight_path(DEFAULT_MODEL)
+    model = args.model or DEFAULT_MODEL
+    trained = model != DEFAULT_MODEL or weights.is_file()
     if not trained:
         print(f"NOTE: no shipped refiner weights ({weights}): the SHM refiner is UNTRAINED (random weights).\n"
               "      The refined matte below is NOT meaningful; expect it to be worse than the prior.")

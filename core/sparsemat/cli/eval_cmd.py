@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sparsemat.errors import InputError, SettingsError
+from sparsemat.settings import DEFAULT_MODEL
 
 ALL_METRICS = ("mad", "mse", "sad", "grad", "conn")
 
@@ -37,7 +38,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-frame", action="store_true", help="also list every frame")
     parser.add_argument("--validation", action="store_true",
                         help="run the validation yardstick (synthetic >=2K set, per prior degradation)")
-    parser.add_argument("--model", default="lite", help="SHM for --validation [%(default)s]")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="SHM for --validation [%(default)s]")
     parser.add_argument("--out", default=None, help="--validation: write results.json/results.md here")
     parser.add_argument("--images", type=int, default=None, help="--validation: number of plates")
     parser.add_argument("--size", default=None, help="--validation: plate WxH (e.g. 2560x1440)")

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sparsemat.settings import DEFAULT_MODEL
+
 VALIDATION_SEED = 271_828
 """Seed of the validation plates (never used by training)."""
 
@@ -102,7 +104,7 @@ def run_methods(rgb: np.ndarray, matte: np.ndarray, session: Any) -> dict[str, n
     }
 
 
-def validate(model: str | Any = "lite", images: int = 8, size: tuple[int, int] = (1440, 2560),
+def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int, int] = (1440, 2560),
              kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0) -> dict[str, Any]:
@@ -217,7 +219,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     """CLI body shared by ``sparsemat eval --validation`` and ``python -m``; 0 when the target is met, 1 if not."""
     images = int(getattr(args, "images", None) or 8)
     strength = getattr(args, "refine_strength", None)
-    result = validate(getattr(args, "model", "lite"), images, _parse_size(getattr(args, "size", None)),
+    result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength))
     table = format_markdown(result)
@@ -238,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]
     [--refine-strength S]``."""
     p = argparse.ArgumentParser(description="SparseMat validation yardstick")
-    p.add_argument("--model", default="lite")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--images", type=int, default=8)
     p.add_argument("--size", default="2560x1440")
     p.add_argument("--out", default=None)
