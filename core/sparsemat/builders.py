@@ -1,7 +1,8 @@
 """Model registry and checkpoint loading: the only place hyperparameters and weight files meet.
 
 ``build_shm("lite")`` builds the registered variant and loads ``weights/shm_lite.pt`` when it is
-shipped (:data:`~sparsemat.settings.DEFAULT_MODEL` names the default); ``build_shm("path/to/ckpt.pt")`` loads a checkpoint (its ``config`` entry names the widths).
+shipped (:data:`~sparsemat.settings.DEFAULT_MODEL` names the default); ``build_shm("path/to/ckpt.pt")`` loads a
+checkpoint (its ``config`` entry names the widths).
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def build_shm(name_or_path: str | Path = DEFAULT_MODEL, device: torch.device | s
     """Build an SHM in eval mode on ``device``.
 
     Args:
-        name_or_path: a registered variant (``lite_cs2`` the default, ``lite_cs``, ``lite``, ``paper``) — loads the shipped
-            ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
+        name_or_path: a registered variant (``lite_cs2`` the default, ``lite_cs``, ``lite``, ``paper``) — loads
+            the shipped ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
             the path of a checkpoint file.
         device: torch device.
 

@@ -122,7 +122,7 @@ def main() -> None:
     folder = find_photo_dir()
     assert folder is not None, "needs the shared photo folder"
     session = Session(Settings(prior="rvm", model=a.model, temporal=False, device="cpu", prior_size=a.prior_size))
-    suffix = "" if a.model == "lite" else f"_{Path(a.model).stem}"  # the default model's figure is before_after.png
+    suffix = "" if a.model == "lite" else f"_{Path(a.model).stem}"  # lite's figure is before_after.png (the README's)
     rows = []
     for name in PHOTOS:
         rgb = _read(folder / name)

@@ -119,18 +119,20 @@ def samples_dense(lr_rgb: torch.Tensor, lr_prior: torch.Tensor, rgb: torch.Tenso
 
 
 def samples_at_sites(lr_rgb: torch.Tensor, lr_prior: torch.Tensor, rgb: torch.Tensor, coords: torch.Tensor,
-                     size: tuple[int, int]) -> torch.Tensor:
+                     size: tuple[int, int], est: torch.Tensor | None = None) -> torch.Tensor:
     """Colour samples at some full-resolution pixels (equal to :func:`samples_dense` there).
 
     Args:
         lr_rgb: ``[1, 3, h, w]``, lr_prior: ``[1, 1, h, w]`` (see :func:`colour_estimates`).
         rgb: ``[N, 3]`` float display sRGB in [0, 1], the plate at those pixels.
         coords: ``[N, 2]`` integer ``(y, x)`` pixel coordinates in an image of ``size = (H, W)``.
+        est: :func:`colour_estimates` of ``lr_rgb``/``lr_prior`` when already computed (the engine computes them
+            once per frame for all cascade levels); None computes them here.
 
     Returns:
         ``[N, 8]`` float32 in [0, 1].
     """
     if coords.shape[0] == 0:
         return torch.zeros((0, SAMPLE_CHANNELS), dtype=torch.float32, device=rgb.device)
-    vals = upsample_at(colour_estimates(lr_rgb, lr_prior), coords, size)  # [6, N]
+    vals = upsample_at(colour_estimates(lr_rgb, lr_prior) if est is None else est, coords, size)  # [6, N]
     return sample_features(vals.t(), rgb.float())

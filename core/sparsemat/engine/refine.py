@@ -20,6 +20,7 @@ def refine_sites(
     lr_prior: torch.Tensor,
     ctx: torch.Tensor | None = None,
     guide: tuple[torch.Tensor, torch.Tensor] | None = None,
+    colour_est: torch.Tensor | None = None,
     strength: float = 1.0,
     count_macs: bool = True,
 ) -> tuple[torch.Tensor, float]:
@@ -40,6 +41,8 @@ def refine_sites(
         guide: guided-filter coefficients ``(A [1,3,h,w], b [1,1,h,w])`` of the low-res prior
             (:func:`sparsemat.engine.guided.guided_coefficients`): the prior feature of each site is then the
             guided upsampling at that site instead of ``prior`` (refiners with ``guided_prior``).
+        colour_est: ``[1, 6, h, w]`` :func:`~sparsemat.engine.colour_samples.colour_estimates` of ``lr_rgb`` and
+            ``lr_prior`` when the caller already has them (refiners with ``colour_samples``; None computes them).
         strength: the ``refine_strength`` knob in [0, 1]; below 1 each value is pulled towards the prior feature
             the refiner was given (:func:`temper_refinement`).
         count_macs: count the pass's multiply-accumulates (free on the torch backend, which keeps the strided
@@ -61,7 +64,7 @@ def refine_sites(
     else:
         feats[:, 3] = prior[ys, xs]
     if feats.shape[1] > 4:
-        feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size)
+        feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size, est=colour_est)
     base = feats[:, 3].clone() if strength < 1.0 else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from sparsemat.engine.budget import cascade_scales, default_budget
+from sparsemat.engine.colour_samples import colour_estimates, wants_colour_samples
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
 from sparsemat.engine.refine import refine_sites
@@ -320,6 +321,7 @@ class Session:
         last_scale: float | None = None
         active_final = torch.zeros_like(band)
         gmacs = 0.0
+        colour_est: torch.Tensor | None = None  # F/B estimates of the low-res view: one per frame, for every level
         for i, scale in enumerate(scales):
             final = scale == 1.0
             with timer("maps"):
@@ -375,9 +377,11 @@ class Session:
                 # resolution (also for a full-resolution matte: the refiner was trained on low-res priors only)
                 if last_scale is None and wants_guided_prior(self.refiner):
                     guide = guided_coefficients(lr_rgb, lr_prior)
+                if colour_est is None and wants_colour_samples(self.refiner):
+                    colour_est = colour_estimates(lr_rgb, lr_prior)
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide,
-                    strength=s.refine_strength,
+                    colour_est=colour_est, strength=s.refine_strength,
                 )
                 gmacs += macs / 1e9
             with timer("blend"):
