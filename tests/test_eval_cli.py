@@ -140,3 +140,38 @@ def test_rgba_trimap_reads_its_grey_levels_and_empty_unknown_is_an_error(tmp_pat
     assert json.loads(capsys.readouterr().out)["mean"]["mad_unk"] == pytest.approx(100.0)
     assert cli_main([*args, str(tmp_path / "flat.exr")]) == 1
     assert "flat.exr has no unknown pixels" in capsys.readouterr().err
+
+
+def test_validation_seed_draws_a_different_set_and_kinds_parse() -> None:
+    """``--seed`` changes plates and priors (a selection set); the yardstick's own seed is the default."""
+    from sparsemat.errors import SettingsError
+    from sparsemat.evaluation.validation import (
+        ACCEPT_KINDS,
+        VALIDATION_SEED,
+        _parse_kinds,
+        degraded_matte,
+        validation_plates,
+    )
+
+    yard = validation_plates(1, (72, 128), [])[0]
+    same = validation_plates(1, (72, 128), [], VALIDATION_SEED)[0]
+    other = validation_plates(1, (72, 128), [], 314159)[0]
+    assert np.array_equal(yard.alpha, same.alpha) and not np.array_equal(yard.alpha, other.alpha)
+    m0 = degraded_matte(yard.alpha, 0, "noise")
+    assert np.array_equal(m0, degraded_matte(yard.alpha, 0, "noise", seed=VALIDATION_SEED))
+    assert not np.array_equal(m0, degraded_matte(yard.alpha, 0, "noise", seed=314159))
+    assert _parse_kinds("target") == ACCEPT_KINDS
+    assert _parse_kinds("down4, holes,down4") == ("down4", "holes")
+    with pytest.raises(SettingsError, match="'down5' is not a degradation"):
+        _parse_kinds("down5")
+
+
+def test_validation_subset_is_never_accepted_and_selection_seed_is_labelled() -> None:
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    res = validate(build_shm("lite"), images=1, size=(72, 128), kinds=("down4",), metrics=("mad", "grad"),
+                   photos=[], seed=5)
+    assert res["setup"]["seed"] == 5 and res["setup"]["kinds"] == ["down4"]
+    assert res["accepted"] is False  # seven target kinds were not run
+    assert "Seed 5 is a selection set, not the yardstick (seed 271828)." in format_markdown(res)
