@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparsemat.settings import DEFAULT_MODEL
+
 #: Peak RSS a dense run may reach before it is reported as "does not fit" instead of being run.
 DEFAULT_MAX_RSS_GB = 14.0
 #: Size of the dense memory probe (its per-pixel cost is extrapolated to the real size).
@@ -38,13 +40,14 @@ class BenchPlan:
 
     Attributes:
         sizes: size tokens for the speed/quality table (``2k``, ``4k``, ``WxH`` …).
-        configs: SHM configs (``lite``, ``paper``).
+        configs: SHM configs (``lite_cs2`` the default model, ``lite_cs``, ``lite``, ``paper``).
         backends: sparse backends for the ``sparse`` method (``torch``, ``spconv``); ``dense`` in this
             list enables the ``dense`` method.
         methods: subset of ``sparse, dense, patch, guided, temporal``.
         frames: frames per plate sequence (timed runs per method).
-        memory_sizes: extra sizes run with ``sparse``/``lite`` only, for the memory target.
-        temporal_size: size of the temporal on/off study (``lite``).
+        memory_sizes: extra sizes run with ``sparse``/``engine_config`` only, for the memory target.
+        temporal_size: size of the temporal on/off study (``engine_config``).
+        engine_config: SHM config of the memory target run and the temporal study (the engine's default model).
         temporal_frames: frames of that study.
         seed: plate seed.
         max_seconds: per measurement, stop taking more frames once this much time is spent (≥ 1 frame).
@@ -57,13 +60,14 @@ class BenchPlan:
     """
 
     sizes: list[str] = field(default_factory=lambda: ["2k", "4k"])
-    configs: list[str] = field(default_factory=lambda: ["lite", "paper"])
+    configs: list[str] = field(default_factory=lambda: [DEFAULT_MODEL, "paper"])
     backends: list[str] = field(default_factory=lambda: ["torch", "dense"])
     methods: list[str] = field(default_factory=lambda: ["sparse", "dense", "patch", "guided", "temporal"])
     frames: int = 3
     memory_sizes: list[str] = field(default_factory=lambda: ["8k"])
     temporal_size: str = "2k"
     temporal_frames: int = 4
+    engine_config: str = DEFAULT_MODEL
     seed: int = 3
     max_seconds: float = 90.0
     max_rss_gb: float = DEFAULT_MAX_RSS_GB
@@ -268,7 +272,7 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
         name, h, w = parse_size(size)
         base = {"size": name, "width": w, "height": h, "config": config, "method": method, "backend": backend,
                 "device": _device_for(backend)}
-        spec = {"plates": folder, "config": config if method != "guided" else "lite", "method": method,
+        spec = {"plates": folder, "config": config if method != "guided" else "-", "method": method,
                 "backend": backend, "device": base["device"], "max_seconds": plan.max_seconds, **extra}
         t0 = time.perf_counter()
         res = _child("run", spec)
@@ -353,7 +357,8 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
     for size in plan.memory_sizes:
         folder = plates_for(size, 1, "locked")
         if folder is not None:
-            measure(size, folder, "lite", "sparse", sparse_backends[0] if sparse_backends else "torch", role="memory")
+            measure(size, folder, plan.engine_config, "sparse", sparse_backends[0] if sparse_backends else "torch",
+                    role="memory")
 
     if "temporal" in plan.methods:
         for motion in ("locked", "moving"):
@@ -361,7 +366,7 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
             if folder is None:
                 continue
             for temporal in (True, False):
-                measure(plan.temporal_size, folder, "lite", "temporal", sparse_backends[0] if sparse_backends
+                measure(plan.temporal_size, folder, plan.engine_config, "temporal", sparse_backends[0] if sparse_backends
                         else "torch", motion=motion, temporal=temporal)
 
     macs = _child("macs", {"configs": plan.configs})

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from sparsemat.errors import SettingsError
+from sparsemat.settings import DEFAULT_MODEL
 
 
 def _list(text: str) -> list[str]:
@@ -25,14 +26,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     default_backends = "torch,dense,spconv" if torch.cuda.is_available() else "torch,dense"
     g = parser.add_argument_group("what to measure")
     g.add_argument("--sizes", default="2k,4k", help="plate sizes: hd, 2k, 4k, 6k, 8k or WxH (default 2k,4k)")
-    g.add_argument("--config", default="lite,paper", help="SHM configs (default lite,paper)")
+    g.add_argument("--config", default=f"{DEFAULT_MODEL},paper", help=f"SHM configs (default {DEFAULT_MODEL},paper)")
     g.add_argument("--backends", default=default_backends,
                    help=f"torch / spconv run the sparse engine, dense the same weights densely (default {default_backends})")
     g.add_argument("--methods", default="sparse,dense,patch,guided,temporal",
                    help="subset of sparse,dense,patch,guided,temporal")
     g.add_argument("--frames", type=int, default=3, help="frames per sequence = timed runs per method (default 3)")
     g.add_argument("--memory-sizes", default="8k",
-                   help="sizes run with the sparse lite engine only, for peak memory ('' for none; default 8k)")
+                   help="sizes run with the sparse engine (default model) only, for peak memory ('' for none; default 8k)")
     g.add_argument("--temporal-size", default="2k", help="size of the temporal on/off study (default 2k)")
     g.add_argument("--temporal-frames", type=int, default=4, help="frames of the temporal study (default 4)")
     g.add_argument("--seed", type=int, default=3, help="plate generator seed (default 3)")
