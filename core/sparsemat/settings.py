@@ -93,6 +93,14 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         minimum=0.0, maximum=1.0,
     ),
     KnobSpec(
+        "soft_edge_guard", "Soft-edge guard", "float", 0.0,
+        "Keeps wide, soft transitions (defocus, smoke, motion blur) as the prior has them instead of "
+        "refining them: refinement fades out where the prior's edge is wider than about 1/value prior "
+        "pixels (0.1: about 10). 0 turns the guard off; raise it when soft edges come out hardened or "
+        "with a halo while hair and sharp edges should still be refined.",
+        minimum=0.0, maximum=1.0,
+    ),
+    KnobSpec(
         "cascade_levels", "Cascade levels", "int", 1,
         "1 refines once at full resolution. 2 refines at half then full resolution, 3 at a "
         "quarter, half and full resolution, which shrinks the band on busy frames.",
@@ -201,6 +209,7 @@ class Settings:
     temporal: bool = field(default=knob("temporal").default)
     kernel_size: int = field(default=knob("kernel_size").default)
     refine_strength: float = field(default=knob("refine_strength").default)
+    soft_edge_guard: float = field(default=knob("soft_edge_guard").default)
     cascade_levels: int = field(default=knob("cascade_levels").default)
     max_active_pixels: int = field(default=knob("max_active_pixels").default)
     keyframe_interval: int = field(default=knob("keyframe_interval").default)

@@ -8,6 +8,7 @@ import torch
 
 from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, samples_at_sites, wants_colour_samples
 from sparsemat.engine.guided import guided_at_sites
+from sparsemat.engine.soft_ramp import gate_at_sites
 
 
 def refine_sites(
@@ -22,6 +23,7 @@ def refine_sites(
     guide: tuple[torch.Tensor, torch.Tensor] | None = None,
     colour_est: torch.Tensor | None = None,
     strength: float = 1.0,
+    gate: torch.Tensor | None = None,
     count_macs: bool = True,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
@@ -45,6 +47,9 @@ def refine_sites(
             ``lr_prior`` when the caller already has them (refiners with ``colour_samples``; None computes them).
         strength: the ``refine_strength`` knob in [0, 1]; below 1 each value is pulled towards the prior feature
             the refiner was given (:func:`temper_refinement`).
+        gate: ``[1, 1, h, w]`` float32 in [0, 1], the soft-edge guard's weight at the prior's resolution
+            (:func:`sparsemat.engine.soft_ramp.ramp_gate`); each site's strength is ``strength`` times the weight
+            upsampled to it. None: ``strength`` everywhere.
         count_macs: count the pass's multiply-accumulates (free on the torch backend, which keeps the strided
             site sets of the pass; a full site-set rebuild on the others). False returns 0 MACs, for timed
             benchmarks that count them outside the clock with :func:`site_macs`.
@@ -65,14 +70,17 @@ def refine_sites(
         feats[:, 3] = prior[ys, xs]
     if feats.shape[1] > 4:
         feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size, est=colour_est)
-    base = feats[:, 3].clone() if strength < 1.0 else None
+    site_strength: float | torch.Tensor = strength
+    if gate is not None and strength > 0.0:
+        site_strength = strength * gate_at_sites(gate, coords, size)
+    base = feats[:, 3].clone() if (gate is not None or strength < 1.0) else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)
     out = refiner(x, lr_rgb, lr_prior, ctx)
     macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
     _, values = backend.values(out.alpha)
     if base is not None:
-        return temper_refinement(values[:, 0].float(), base, strength), macs
+        return temper_refinement(values[:, 0].float(), base, site_strength), macs
     return values[:, 0].float(), macs
 
 
@@ -106,7 +114,7 @@ BASE_LOGIT_EPS = 1e-3
 """Clamp of the prior's logit, as the residual SHM's ``σ(head + logit(prior))`` (``models/shm.py``)."""
 
 
-def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float) -> torch.Tensor:
+def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
     """Pull refined values towards the prior the refiner was given: ``σ(s·logit(α) + (1 − s)·logit(base))``.
 
     For a residual refiner (``α = σ(head + logit(base))``) this is exactly the refiner with its correction scaled by
@@ -116,11 +124,17 @@ def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float) 
     Args:
         alpha: float32 in [0, 1], the refiner's values (``[N]`` sites, or any shape).
         base: float32 in [0, 1], the prior feature at the same places (the guided or bilinear prior).
-        strength: ``s`` in [0, 1].
+        strength: ``s`` in [0, 1]: a number, or a float tensor of ``alpha``'s shape (one strength per site).
 
     Returns:
         float32 in [0, 1], the shape of ``alpha``.
     """
+    if isinstance(strength, torch.Tensor):
+        s = strength.double().clamp(0.0, 1.0)
+        la = torch.logit(alpha.double(), eps=1e-12)
+        lb = torch.logit(base.double(), eps=BASE_LOGIT_EPS)
+        out = torch.sigmoid(s * la + (1.0 - s) * lb).float()
+        return torch.where(s >= 1.0, alpha, torch.where(s <= 0.0, base, out))
     if strength >= 1.0:
         return alpha
     if strength <= 0.0:

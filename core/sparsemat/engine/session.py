@@ -34,6 +34,7 @@ from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
 from sparsemat.engine.refine import refine_sites
 from sparsemat.engine.resize import downsample, resize_plane, upsample
 from sparsemat.engine.result import FrameResult, FrameStats
+from sparsemat.engine.soft_ramp import ramp_gate
 from sparsemat.engine.sparsity import spatial_band, temporal_change
 from sparsemat.errors import BudgetWarning, DeviceError, InputError, InputWarning, SettingsError
 from sparsemat.priors.base import prior_input_size
@@ -322,6 +323,7 @@ class Session:
         active_final = torch.zeros_like(band)
         gmacs = 0.0
         colour_est: torch.Tensor | None = None  # F/B estimates of the low-res view: one per frame, for every level
+        gate = ramp_gate(lr_prior, s.soft_edge_guard) if s.soft_edge_guard > 0.0 else None  # soft-edge guard
         for i, scale in enumerate(scales):
             final = scale == 1.0
             with timer("maps"):
@@ -381,7 +383,7 @@ class Session:
                     colour_est = colour_estimates(lr_rgb, lr_prior)
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lr_prior, ctx=self._ctx(), guide=guide,
-                    colour_est=colour_est, strength=s.refine_strength,
+                    colour_est=colour_est, strength=s.refine_strength, gate=gate,
                 )
                 gmacs += macs / 1e9
             with timer("blend"):
