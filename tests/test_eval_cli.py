@@ -175,3 +175,17 @@ def test_validation_subset_is_never_accepted_and_selection_seed_is_labelled() ->
     assert res["setup"]["seed"] == 5 and res["setup"]["kinds"] == ["down4"]
     assert res["accepted"] is False  # seven target kinds were not run
     assert "Seed 5 is a selection set, not the yardstick (seed 271828)." in format_markdown(res)
+
+
+def test_validation_passes_the_soft_edge_guard_to_the_engine() -> None:
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("blur",), "metrics": ("mad", "grad"),
+                          "photos": []}
+    plain = validate(build_shm("lite"), **kw)
+    guarded = validate(build_shm("lite"), soft_edge_guard=1.0, **kw)
+    assert guarded["setup"]["soft_edge_guard"] == 1.0 and "with soft_edge_guard 1" in format_markdown(guarded)
+    assert "soft_edge_guard" not in format_markdown(plain)
+    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, guarded)]
+    assert abs(shm[0] - shm[1]) > 1e-3  # at τ = 1 only edges steeper than 1 per prior pixel keep full refinement

@@ -110,7 +110,8 @@ def run_methods(rgb: np.ndarray, matte: np.ndarray, session: Any) -> dict[str, n
 def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int, int] = (1440, 2560),
              kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
-             refine_strength: float = 1.0, seed: int = VALIDATION_SEED) -> dict[str, Any]:
+             refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
+             soft_edge_guard: float = 0.0) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -121,6 +122,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         refine_strength: the engine's ``refine_strength`` knob for the ``shm`` method (1: the refiner as trained).
         seed: plate/degradation seed. :data:`VALIDATION_SEED` is the yardstick; any other seed draws a fresh set of
             the same kind (e.g. a selection set for choosing between candidates without looking at the yardstick).
+        soft_edge_guard: the engine's ``soft_edge_guard`` knob for the ``shm`` method (0: off).
 
     Returns:
         ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
@@ -136,8 +138,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
     if photos is None:
         photos = training_photos(None, TrainConfig().exclude_photos)
     refiner = build_shm(model) if isinstance(model, (str, Path)) else model
-    session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength),
-                      refiner=refiner)
+    session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
+                               soft_edge_guard=soft_edge_guard), refiner=refiner)
     t0 = time.time()
     plates = validation_plates(images, size, photos or None, seed)
     rows: list[dict[str, Any]] = []
@@ -155,7 +157,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         "accepted": all(k in verdict and verdict[k]["pass"] for k in ACCEPT_KINDS),
         "setup": {"images": images, "size": list(size), "seed": seed, "kinds": list(kinds),
                   "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
-                  "refine_strength": refine_strength,
+                  "refine_strength": refine_strength, "soft_edge_guard": soft_edge_guard,
                   "seconds": round(time.time() - t0, 1)},
     }
 
@@ -202,6 +204,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     st = result["setup"]
     lines.append("")
     strength = f" at refine_strength {st['refine_strength']:g}" if st.get("refine_strength", 1.0) != 1.0 else ""
+    if st.get("soft_edge_guard", 0.0):
+        strength += f" with soft_edge_guard {st['soft_edge_guard']:g}"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
                  "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
                  "Kinds in parentheses are reported outside the target.")
@@ -246,10 +250,12 @@ def main_from_args(args: argparse.Namespace) -> int:
     images = int(getattr(args, "images", None) or 8)
     strength = getattr(args, "refine_strength", None)
     seed = getattr(args, "seed", None)
+    guard = getattr(args, "soft_edge_guard", None)
     result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
-                      seed=VALIDATION_SEED if seed is None else int(seed))
+                      seed=VALIDATION_SEED if seed is None else int(seed),
+                      soft_edge_guard=0.0 if guard is None else float(guard))
     table = format_markdown(result)
     out = getattr(args, "out", None)
     if out:
@@ -266,7 +272,7 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]
-    [--refine-strength S] [--seed N] [--kinds K,...]``."""
+    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T]``."""
     p = argparse.ArgumentParser(description="SparseMat validation yardstick")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--images", type=int, default=8)
@@ -275,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--refine-strength", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=VALIDATION_SEED)
+    p.add_argument("--soft-edge-guard", type=float, default=0.0)
     p.add_argument("--kinds", default=None)
     return main_from_args(p.parse_args(argv))
 
