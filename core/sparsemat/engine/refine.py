@@ -129,16 +129,15 @@ def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float |
     Returns:
         float32 in [0, 1], the shape of ``alpha``.
     """
-    if isinstance(strength, torch.Tensor):
-        s = strength.double().clamp(0.0, 1.0)
-        la = torch.logit(alpha.double(), eps=1e-12)
-        lb = torch.logit(base.double(), eps=BASE_LOGIT_EPS)
-        out = torch.sigmoid(s * la + (1.0 - s) * lb).float()
-        return torch.where(s >= 1.0, alpha, torch.where(s <= 0.0, base, out))
-    if strength >= 1.0:
-        return alpha
-    if strength <= 0.0:
-        return base.clone()
+    if not isinstance(strength, torch.Tensor):
+        if strength >= 1.0:
+            return alpha
+        if strength <= 0.0:
+            return base.clone()
+    s = strength.double().clamp(0.0, 1.0) if isinstance(strength, torch.Tensor) else float(strength)
     la = torch.logit(alpha.double(), eps=1e-12)
     lb = torch.logit(base.double(), eps=BASE_LOGIT_EPS)
-    return torch.sigmoid(strength * la + (1.0 - strength) * lb).float()
+    out = torch.sigmoid(s * la + (1.0 - s) * lb).float()
+    if isinstance(s, torch.Tensor):  # the ends exactly, as for a number
+        out = torch.where(s >= 1.0, alpha, torch.where(s <= 0.0, base, out))
+    return out
