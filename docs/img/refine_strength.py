@@ -15,21 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import OpenImageIO as oiio
-from sparsemat import Settings
+from knob_row import knob_row
 from sparsemat.builders import build_shm
-from sparsemat.engine import FrameInput, Session
-from sparsemat.evaluation.metrics import evaluate
 from sparsemat.evaluation.validation import degraded_matte, validation_plates
 from sparsemat.train.datasets import training_photos
 from sparsemat.train.trainer import TrainConfig
 
 CROP = (860, 1330, 330, 270)  # y, x, height, width: the left edge of the defocused body (1:1)
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
 def main() -> None:
@@ -42,23 +34,8 @@ def main() -> None:
     plate = validation_plates(1, (1440, 2560), photos or None)[0]
     matte = degraded_matte(plate.alpha, 0, "down4")
     refiner = build_shm("lite")
-    y, x, h, w = CROP
-    tiles = [_rgb(plate.rgb[y:y + h, x:x + w]), _rgb(plate.alpha[y:y + h, x:x + w])]
-    for s in strengths:
-        session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=s), refiner=refiner)
-        alpha = session.process(0, FrameInput(rgb=plate.rgb, matte=matte)).alpha
-        m = evaluate(alpha, plate.alpha, 15, ("mad", "grad"))
-        print(f"refine_strength {s:g}: MAD {m['mad_unk']:.2f}  Grad {m['grad_unk']:.2f}")
-        tiles.append(_rgb(alpha[y:y + h, x:x + w]))
-    gap = np.ones((tiles[0].shape[0], 6, 3), np.float32)
-    row = np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
-    path = Path(args.out) / "refine_strength.png"
-    spec = oiio.ImageSpec(row.shape[1], row.shape[0], 3, oiio.UINT8)
-    out = oiio.ImageOutput.create(str(path))
-    out.open(str(path), spec)
-    out.write_image(np.ascontiguousarray(row, dtype=np.float32))
-    out.close()
-    print(f"wrote {path}")
+    knob_row(plate.rgb, plate.alpha, matte, refiner, "refine_strength", strengths, CROP,
+             Path(args.out) / "refine_strength.png")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import OpenImageIO as oiio
-from sparsemat import Settings
+from knob_row import knob_row
 from sparsemat.builders import build_shm
-from sparsemat.engine import FrameInput, Session
-from sparsemat.evaluation.metrics import evaluate
 from sparsemat.evaluation.validation import VALIDATION_SEED, degraded_matte
 from sparsemat.train.datasets import training_photos
 from sparsemat.train.synth import make_sample, torch_threads
@@ -27,10 +24,6 @@ from sparsemat.train.trainer import TrainConfig
 
 PLATE = 4
 CROP = (600, 400, 420, 520)  # y, x, height, width: the plume and the star's left edge (1:1)
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
 def main() -> None:
@@ -44,23 +37,8 @@ def main() -> None:
         plate = make_sample(np.random.default_rng([VALIDATION_SEED, PLATE]), (1440, 2560), photos or None)
     matte = degraded_matte(plate.alpha, PLATE, "down4")
     refiner = build_shm()
-    y, x, h, w = CROP
-    tiles = [_rgb(plate.rgb[y:y + h, x:x + w]), _rgb(plate.alpha[y:y + h, x:x + w])]
-    for g in guards:
-        session = Session(Settings(prior="input", temporal=False, device="cpu", soft_edge_guard=g), refiner=refiner)
-        alpha = session.process(0, FrameInput(rgb=plate.rgb, matte=matte)).alpha
-        m = evaluate(alpha, plate.alpha, 15, ("mad", "grad"))
-        print(f"soft_edge_guard {g:g}: MAD {m['mad_unk']:.2f}  Grad {m['grad_unk']:.2f}")
-        tiles.append(_rgb(alpha[y:y + h, x:x + w]))
-    gap = np.ones((tiles[0].shape[0], 6, 3), np.float32)
-    row = np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
-    path = Path(args.out) / "soft_edge_guard.png"
-    spec = oiio.ImageSpec(row.shape[1], row.shape[0], 3, oiio.UINT8)
-    out = oiio.ImageOutput.create(str(path))
-    out.open(str(path), spec)
-    out.write_image(np.ascontiguousarray(row, dtype=np.float32))
-    out.close()
-    print(f"wrote {path}")
+    knob_row(plate.rgb, plate.alpha, matte, refiner, "soft_edge_guard", guards, CROP,
+             Path(args.out) / "soft_edge_guard.png")
 
 
 if __name__ == "__main__":
