@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from knob_row import knob_row
 from sparsemat.builders import build_shm
-from sparsemat.evaluation.validation import VALIDATION_SEED, degraded_matte
+from sparsemat.evaluation.validation import degraded_matte, validation_plate
 from sparsemat.train.datasets import training_photos
-from sparsemat.train.synth import make_sample, torch_threads
 from sparsemat.train.trainer import TrainConfig
 
 PLATE = 4
@@ -33,8 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     guards = [float(v) for v in args.guards.split(",")]
     photos = training_photos(None, TrainConfig().exclude_photos)
-    with torch_threads(1):  # as validation_plates draws them
-        plate = make_sample(np.random.default_rng([VALIDATION_SEED, PLATE]), (1440, 2560), photos or None)
+    plate = validation_plate(PLATE, (1440, 2560), photos or None)
     matte = degraded_matte(plate.alpha, PLATE, "down4")
     refiner = build_shm()
     knob_row(plate.rgb, plate.alpha, matte, refiner, "soft_edge_guard", guards, CROP,

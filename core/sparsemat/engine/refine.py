@@ -129,12 +129,15 @@ def temper_refinement(alpha: torch.Tensor, base: torch.Tensor, strength: float |
     Returns:
         float32 in [0, 1], the shape of ``alpha``.
     """
-    if not isinstance(strength, torch.Tensor):
-        if strength >= 1.0:
-            return alpha
-        if strength <= 0.0:
-            return base.clone()
-    s = strength.double().clamp(0.0, 1.0) if isinstance(strength, torch.Tensor) else float(strength)
+    s: float | torch.Tensor
+    if isinstance(strength, torch.Tensor):
+        s = strength.double().clamp(0.0, 1.0)
+    elif strength >= 1.0:
+        return alpha
+    elif strength <= 0.0:
+        return base.clone()
+    else:
+        s = float(strength)
     la = torch.logit(alpha.double(), eps=1e-12)
     lb = torch.logit(base.double(), eps=BASE_LOGIT_EPS)
     out = torch.sigmoid(s * la + (1.0 - s) * lb).float()

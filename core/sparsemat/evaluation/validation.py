@@ -73,14 +73,20 @@ def lowres_matte(alpha: np.ndarray, prior_size: int = 512) -> np.ndarray:
     return out[0, 0].clamp(0, 1).numpy()
 
 
-def validation_plates(images: int, size: tuple[int, int], photos: Sequence[np.ndarray] | None,
-                      seed: int = VALIDATION_SEED) -> list[Any]:
-    """The validation composites (:class:`sparsemat.train.synth.Sample`), ``[H, W]`` = ``size``, plate ``i``
-    drawn from ``default_rng([seed, i])``."""
+def validation_plate(index: int, size: tuple[int, int], photos: Sequence[np.ndarray] | None,
+                     seed: int = VALIDATION_SEED) -> Any:
+    """Validation composite ``index`` (:class:`sparsemat.train.synth.Sample`), ``[H, W]`` = ``size``, drawn from
+    ``default_rng([seed, index])``."""
     from sparsemat.train.synth import make_sample, torch_threads
 
     with torch_threads(1):
-        return [make_sample(np.random.default_rng([seed, i]), size, photos) for i in range(images)]
+        return make_sample(np.random.default_rng([seed, index]), size, photos)
+
+
+def validation_plates(images: int, size: tuple[int, int], photos: Sequence[np.ndarray] | None,
+                      seed: int = VALIDATION_SEED) -> list[Any]:
+    """The first ``images`` validation composites (:func:`validation_plate`)."""
+    return [validation_plate(i, size, photos, seed) for i in range(images)]
 
 
 def degraded_matte(alpha: np.ndarray, image: int, kind: str, prior_size: int = 512,
@@ -228,9 +234,9 @@ def _parse_size(text: str | None) -> tuple[int, int]:
 
 def _parse_kinds(text: str | None) -> tuple[str, ...]:
     """``--kinds``: comma-separated degradation names, ``target`` for :data:`ACCEPT_KINDS`; None: all kinds."""
-    if not text:
-        return ACCEPT_KINDS + EXTRA_KINDS
     known = ACCEPT_KINDS + EXTRA_KINDS
+    if not text:
+        return known
     kinds: list[str] = []
     for name in (n.strip() for n in text.split(",") if n.strip()):
         add = ACCEPT_KINDS if name == "target" else (name,)
