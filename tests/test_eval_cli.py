@@ -189,3 +189,17 @@ def test_validation_passes_the_soft_edge_guard_to_the_engine() -> None:
     assert "soft_edge_guard" not in format_markdown(plain)
     shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, guarded)]
     assert abs(shm[0] - shm[1]) > 1e-3  # at τ = 1 only edges steeper than 1 per prior pixel keep full refinement
+
+
+def test_validation_passes_the_cascade_levels_to_the_engine() -> None:
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("down4",), "metrics": ("mad", "grad"),
+                          "photos": []}
+    one = validate(build_shm("lite"), **kw)
+    two = validate(build_shm("lite"), cascade_levels=2, **kw)
+    assert two["setup"]["cascade_levels"] == 2 and "with cascade_levels 2" in format_markdown(two)
+    assert "cascade_levels" not in format_markdown(one)
+    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (one, two)]
+    assert abs(shm[0] - shm[1]) > 1e-3  # a half-resolution pass first changes the refined matte

@@ -103,7 +103,9 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "cascade_levels", "Cascade levels", "int", 1,
         "1 refines once at full resolution. 2 refines at half then full resolution, 3 at a "
-        "quarter, half and full resolution, which shrinks the band on busy frames.",
+        "quarter, half and full resolution, which shrinks the band on busy frames but costs edge "
+        "quality (measured: about 8 % more matte error at 2 levels, 30 % at 3); keep 1 unless the "
+        "frame runs out of memory.",
         minimum=1, maximum=3,
     ),
     KnobSpec(

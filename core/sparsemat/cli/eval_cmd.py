@@ -46,6 +46,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="--validation: the engine's refine_strength knob for prior+SHM [1]")
     parser.add_argument("--soft-edge-guard", type=float, default=None,
                         help="--validation: the engine's soft_edge_guard knob for prior+SHM [0 = off]")
+    parser.add_argument("--cascade-levels", type=int, default=None, choices=(1, 2, 3),
+                        help="--validation: the engine's cascade_levels knob for prior+SHM [1]")
     parser.add_argument("--seed", type=int, default=None,
                         help="--validation: plate seed; any seed but the yardstick's 271828 draws a selection set")
     parser.add_argument("--kinds", default=None,

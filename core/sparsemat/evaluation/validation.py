@@ -117,7 +117,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
              kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
-             soft_edge_guard: float = 0.0) -> dict[str, Any]:
+             soft_edge_guard: float = 0.0, cascade_levels: int = 1) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -129,6 +129,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         seed: plate/degradation seed. :data:`VALIDATION_SEED` is the yardstick; any other seed draws a fresh set of
             the same kind (e.g. a selection set for choosing between candidates without looking at the yardstick).
         soft_edge_guard: the engine's ``soft_edge_guard`` knob for the ``shm`` method (0: off).
+        cascade_levels: the engine's ``cascade_levels`` knob for the ``shm`` method (1: one full-resolution pass).
 
     Returns:
         ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
@@ -145,7 +146,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         photos = training_photos(None, TrainConfig().exclude_photos)
     refiner = build_shm(model) if isinstance(model, (str, Path)) else model
     session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
-                               soft_edge_guard=soft_edge_guard), refiner=refiner)
+                               soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels), refiner=refiner)
     t0 = time.time()
     plates = validation_plates(images, size, photos or None, seed)
     rows: list[dict[str, Any]] = []
@@ -164,6 +165,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         "setup": {"images": images, "size": list(size), "seed": seed, "kinds": list(kinds),
                   "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
                   "refine_strength": refine_strength, "soft_edge_guard": soft_edge_guard,
+                  "cascade_levels": cascade_levels,
                   "seconds": round(time.time() - t0, 1)},
     }
 
@@ -212,6 +214,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     strength = f" at refine_strength {st['refine_strength']:g}" if st.get("refine_strength", 1.0) != 1.0 else ""
     if st.get("soft_edge_guard", 0.0):
         strength += f" with soft_edge_guard {st['soft_edge_guard']:g}"
+    if st.get("cascade_levels", 1) != 1:
+        strength += f" with cascade_levels {st['cascade_levels']}"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
                  "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
                  "Kinds in parentheses are reported outside the target.")
@@ -257,11 +261,13 @@ def main_from_args(args: argparse.Namespace) -> int:
     strength = getattr(args, "refine_strength", None)
     seed = getattr(args, "seed", None)
     guard = getattr(args, "soft_edge_guard", None)
+    levels = getattr(args, "cascade_levels", None)
     result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
                       seed=VALIDATION_SEED if seed is None else int(seed),
-                      soft_edge_guard=0.0 if guard is None else float(guard))
+                      soft_edge_guard=0.0 if guard is None else float(guard),
+                      cascade_levels=1 if levels is None else int(levels))
     table = format_markdown(result)
     out = getattr(args, "out", None)
     if out:
@@ -278,7 +284,7 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]
-    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T]``."""
+    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T] [--cascade-levels L]``."""
     p = argparse.ArgumentParser(description="SparseMat validation yardstick")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--images", type=int, default=8)
@@ -289,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=VALIDATION_SEED)
     p.add_argument("--soft-edge-guard", type=float, default=0.0)
     p.add_argument("--kinds", default=None)
+    p.add_argument("--cascade-levels", type=int, default=1, choices=(1, 2, 3))
     return main_from_args(p.parse_args(argv))
 
 
