@@ -177,29 +177,19 @@ def test_validation_subset_is_never_accepted_and_selection_seed_is_labelled() ->
     assert "Seed 5 is a selection set, not the yardstick (seed 271828)." in format_markdown(res)
 
 
-def test_validation_passes_the_soft_edge_guard_to_the_engine() -> None:
+@pytest.mark.parametrize(("knob", "value", "kind"), [
+    ("soft_edge_guard", 1.0, "blur"),  # at τ = 1 only edges steeper than 1 per prior pixel keep full refinement
+    ("cascade_levels", 2, "down4"),  # a half-resolution pass first changes the refined matte
+])
+def test_validation_passes_engine_knobs_to_the_engine(knob: str, value: float, kind: str) -> None:
     from sparsemat.builders import build_shm
     from sparsemat.evaluation.validation import validate
 
-    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("blur",), "metrics": ("mad", "grad"),
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": (kind,), "metrics": ("mad", "grad"),
                           "photos": []}
     plain = validate(build_shm("lite"), **kw)
-    guarded = validate(build_shm("lite"), soft_edge_guard=1.0, **kw)
-    assert guarded["setup"]["soft_edge_guard"] == 1.0 and "with soft_edge_guard 1" in format_markdown(guarded)
-    assert "soft_edge_guard" not in format_markdown(plain)
-    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, guarded)]
-    assert abs(shm[0] - shm[1]) > 1e-3  # at τ = 1 only edges steeper than 1 per prior pixel keep full refinement
-
-
-def test_validation_passes_the_cascade_levels_to_the_engine() -> None:
-    from sparsemat.builders import build_shm
-    from sparsemat.evaluation.validation import validate
-
-    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("down4",), "metrics": ("mad", "grad"),
-                          "photos": []}
-    one = validate(build_shm("lite"), **kw)
-    two = validate(build_shm("lite"), cascade_levels=2, **kw)
-    assert two["setup"]["cascade_levels"] == 2 and "with cascade_levels 2" in format_markdown(two)
-    assert "cascade_levels" not in format_markdown(one)
-    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (one, two)]
-    assert abs(shm[0] - shm[1]) > 1e-3  # a half-resolution pass first changes the refined matte
+    changed = validate(build_shm("lite"), **{knob: value}, **kw)
+    assert changed["setup"][knob] == value and f"with {knob} {value:g}" in format_markdown(changed)
+    assert knob not in format_markdown(plain)
+    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, changed)]
+    assert abs(shm[0] - shm[1]) > 1e-3
