@@ -172,6 +172,7 @@ def test_over_budget_goes_through_cascade_without_crashing() -> None:
         res = _session(max_active_pixels=max(1, n_band // 3)).render(1, src)
     assert res.stats.cascade_scales[0] == 0.25  # escalated to the cascade
     assert res.stats.warnings and any("budget" in str(w.message) for w in caught)
+    assert any("softens detail" in w and "Raise Active-pixel budget" in w for w in res.stats.warnings)
     assert res.alpha.shape == (H, W) and np.isfinite(res.alpha).all()
 
 
