@@ -46,7 +46,7 @@ contrast. All at the site, clipped to [0, 1]."""
 
 
 # ------------------------------------------------------------------------------------------------------ capture
-def capture(seed: int, plates: int, out: Path, model: str) -> None:
+def capture(seed: int, plates: int, out: Path, model: str, first: int = 0) -> None:
     import sparsemat.engine.session as session_module
     from sparsemat.builders import build_shm
     from sparsemat.engine import FrameInput, Session
@@ -81,7 +81,7 @@ def capture(seed: int, plates: int, out: Path, model: str) -> None:
     photos = training_photos(None, TrainConfig().exclude_photos)
     session = Session(Settings(prior="input", temporal=False, device="cpu"), refiner=build_shm(model))
     t0 = time.time()
-    for i in range(plates):
+    for i in range(first, first + plates):
         smp = validation_plate(i, (1440, 2560), photos, seed)
         np.savez_compressed(out / f"plate{i}.npz", rgb=smp.rgb.astype(np.float16), alpha=smp.alpha.astype(np.float32))
         for kind in ACCEPT_KINDS:
@@ -90,7 +90,7 @@ def capture(seed: int, plates: int, out: Path, model: str) -> None:
             record.clear()
             res = session.process(0, FrameInput(rgb=smp.rgb, matte=matte))
             np.savez_compressed(out / f"p{i}_{kind}.npz", out=res.alpha.astype(np.float32), matte=matte, **record)
-        print(f"seed {seed}: plate {i + 1}/{plates} captured ({time.time() - t0:.0f} s)", flush=True)
+        print(f"seed {seed}: plate {i} captured ({time.time() - t0:.0f} s)", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------ features
@@ -253,6 +253,7 @@ def main() -> None:
     c = sub.add_parser("capture")
     c.add_argument("--seed", type=int, required=True)
     c.add_argument("--plates", type=int, default=8)
+    c.add_argument("--first", type=int, default=0, help="first plate index (to split a capture over processes)")
     c.add_argument("--model", default="lite_cs2")
     c.add_argument("--out", type=Path, required=True)
     for name in ("fit", "score"):
@@ -272,7 +273,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "capture":
-        capture(a.seed, a.plates, a.out, a.model)
+        capture(a.seed, a.plates, a.out, a.model, a.first)
         return
     if a.cmd == "fit":
         names = [n for n in a.features.split(",") if n]
