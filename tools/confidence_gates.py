@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sparsemat.engine.guided import box_filter
 from sparsemat.engine.resize import upsample_at
 from sparsemat.engine.soft_ramp import ramp_gate
 from sparsemat.evaluation.metrics import evaluate, gauss_derivative_kernels, unknown_mask
 from sparsemat.evaluation.validation import ACCEPT_KINDS
+from sparsemat.train.losses import local_contrast
 
 FEATURES = ("slope", "lrcon", "sep", "unc", "corr", "proj", "hrcon")
 """Prior slope (alpha per prior pixel, 3×3 max); low-res plate contrast (3×3); colour-sample separation |F̂ − B̂|;
@@ -94,29 +94,26 @@ def capture(seed: int, plates: int, out: Path, model: str, first: int = 0) -> No
 
 
 # ------------------------------------------------------------------------------------------------------ features
-def _contrast(x: torch.Tensor, r: int) -> torch.Tensor:
-    """√ of the summed per-channel variance over a (2r+1)² window; ``[1, C, H, W]`` -> ``[1, 1, H, W]``."""
-    m = box_filter(x, r)
-    return (box_filter(x * x, r) - m * m).clamp(min=0).sum(1, keepdim=True).sqrt()
+def site_features(d: dict[str, np.ndarray], size: tuple[int, int], hr_contrast: torch.Tensor | None
+                  ) -> dict[str, torch.Tensor]:
+    """:data:`FEATURES` at the captured sites, plus ``la``/``lb`` (logits of the SHM value and of the base).
 
-
-def site_features(d: dict[str, np.ndarray], rgb: np.ndarray, want_hr: bool) -> dict[str, torch.Tensor]:
-    """:data:`FEATURES` at the captured sites, plus ``la``/``lb`` (logits of the SHM value and of the base)."""
+    ``hr_contrast``: the plate's full-resolution 5 × 5 contrast ``[H, W]`` (computed once per plate), or None to
+    leave out ``hrcon``.
+    """
     coords = torch.from_numpy(d["coords"]).long()
-    size = (int(rgb.shape[0]), int(rgb.shape[1]))
     samples = torch.from_numpy(d["samples"].astype(np.float32))
     base, values = torch.from_numpy(d["base"]), torch.from_numpy(d["values"])
     la = torch.logit(values.double(), eps=1e-12).float()
     lb = torch.logit(base.double(), eps=1e-3).float()
     f = {
         "slope": upsample_at(ramp_gate(torch.from_numpy(d["lr_prior"])[None, None], 1.0), coords, size)[0],
-        "lrcon": upsample_at(_contrast(torch.from_numpy(d["lr_rgb"])[None].float(), 1), coords, size)[0],
+        "lrcon": upsample_at(local_contrast(torch.from_numpy(d["lr_rgb"])[None].float(), 3), coords, size)[0],
         "sep": samples[:, 7], "unc": 4 * base * (1 - base), "corr": (la - lb).abs() / 10,
         "proj": (samples[:, 6] - base).abs(), "la": la, "lb": lb,
     }
-    if want_hr:
-        hc = _contrast(torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None], 2)[0, 0]
-        f["hrcon"] = hc[coords[:, 0], coords[:, 1]]
+    if hr_contrast is not None:
+        f["hrcon"] = hr_contrast[coords[:, 0], coords[:, 1]]
     return {k: (v if k in ("la", "lb") else v.clamp(0, 1)) for k, v in f.items()}
 
 
@@ -126,10 +123,12 @@ def load(data: Path, plates: int, want_hr: bool) -> list[dict[str, Any]]:
         p = np.load(data / f"plate{i}.npz")
         gt, rgb = p["alpha"], p["rgb"]
         unk = unknown_mask(gt, 15)
+        size = (int(gt.shape[0]), int(gt.shape[1]))
+        hc = local_contrast(torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None], 5)[0, 0] if want_hr else None
         for kind in ACCEPT_KINDS:
             d = dict(np.load(data / f"p{i}_{kind}.npz"))
             c = d["coords"]
-            items.append({"plate": i, "kind": kind, "d": d, "gtimg": gt, "unkimg": unk, "f": site_features(d, rgb, want_hr),
+            items.append({"plate": i, "kind": kind, "d": d, "gtimg": gt, "unkimg": unk, "f": site_features(d, size, hc),
                           "gt": torch.from_numpy(gt[c[:, 0], c[:, 1]]), "unk": unk[c[:, 0], c[:, 1]],
                           "nunk": int(unk.sum())})
     return items
