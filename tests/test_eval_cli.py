@@ -190,6 +190,21 @@ def test_validation_passes_engine_knobs_to_the_engine(knob: str, value: float, k
     plain = validate(build_shm("lite"), **kw)
     changed = validate(build_shm("lite"), **{knob: value}, **kw)
     assert changed["setup"][knob] == value and f"with {knob} {value:g}" in format_markdown(changed)
-    assert knob not in format_markdown(plain)
+    assert f"with {knob} {value:g}" not in format_markdown(plain)
     shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, changed)]
     assert abs(shm[0] - shm[1]) > 1e-3
+
+
+def test_validation_runs_the_engine_defaults_and_labels_the_guard() -> None:
+    """The yardstick measures what an artist gets: the soft-edge guard at its knob default unless told otherwise."""
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+    from sparsemat.settings import Settings
+
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("blur",), "metrics": ("mad", "grad"),
+                          "photos": []}
+    default = validate(build_shm("lite"), **kw)
+    assert default["setup"]["soft_edge_guard"] == Settings().soft_edge_guard == 0.1
+    assert "with soft_edge_guard 0.1;" in format_markdown(default)
+    off = validate(build_shm("lite"), soft_edge_guard=0.0, **kw)
+    assert off["setup"]["soft_edge_guard"] == 0.0 and "with the soft-edge guard off;" in format_markdown(off)

@@ -96,15 +96,24 @@ def test_guard_keeps_wide_ramps_and_refines_sharp_edges() -> None:
     np.testing.assert_array_equal(on[~band], prior[~band])
 
 
-def test_guard_zero_is_the_engine_without_it() -> None:
-    a, _, _ = _render(0.0)
-    settings = Settings()
-    assert settings.soft_edge_guard == 0.0
+def test_guard_is_on_by_default_and_zero_skips_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default 0.1 (chosen on a 24-plate decision set, docs/models.md "Twelfth session"); 0 skips the gate."""
+    assert Settings().soft_edge_guard == 0.1
     rgb, alpha = _plate()
     lr = F.interpolate(torch.from_numpy(alpha)[None, None], size=LR, mode="area")[0, 0].numpy()
-    plain = Session(Settings(prior="input", device="cpu", backend="torch", temporal=False, prior_size=128),
-                    refiner=_refiner()).process(1, FrameInput(rgb=rgb, matte=lr))
-    np.testing.assert_array_equal(a, plain.alpha)
+    default = Session(Settings(prior="input", device="cpu", backend="torch", temporal=False, prior_size=128),
+                      refiner=_refiner()).process(1, FrameInput(rgb=rgb, matte=lr))
+    np.testing.assert_array_equal(default.alpha, _render(0.1)[0])
+    off, _, _ = _render(0.0)
+    assert np.abs(off - default.alpha).max() > 0.02  # the default guard changes this plate's wide ramp
+
+    import sparsemat.engine.session as session_module
+
+    def no_gate(*args: object, **kwargs: object) -> torch.Tensor:
+        raise AssertionError("ramp_gate must not run with the guard off")
+
+    monkeypatch.setattr(session_module, "ramp_gate", no_gate)
+    np.testing.assert_array_equal(_render(0.0)[0], off)
 
 
 @pytest.mark.parametrize("bad", [-0.05, 1.5])

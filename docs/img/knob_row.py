@@ -23,12 +23,14 @@ def knob_row(rgb: np.ndarray, alpha: np.ndarray, matte: np.ndarray, refiner: Any
     """Render ``rgb`` (``[H, W, 3]`` sRGB) with the low-res ``matte`` as the prior once per knob value, print each
     matte's unknown-region MAD (×1e3) and Grad (/1e3) against ``alpha``, and write the row to ``path`` (8-bit PNG).
 
-    ``crop`` is ``(y, x, height, width)`` in plate pixels.
+    ``crop`` is ``(y, x, height, width)`` in plate pixels. Every other knob is at the engine default, except the
+    soft-edge guard, which is off unless it is the knob shown (the figures were made before its default became 0.1).
     """
     y, x, h, w = crop
     tiles = [_rgb(rgb[y:y + h, x:x + w]), _rgb(alpha[y:y + h, x:x + w])]
     for v in values:
-        session = Session(Settings(prior="input", temporal=False, device="cpu", **{knob: v}), refiner=refiner)
+        knobs: dict[str, Any] = {"soft_edge_guard": 0.0, knob: v}
+        session = Session(Settings(prior="input", temporal=False, device="cpu", **knobs), refiner=refiner)
         out = session.process(0, FrameInput(rgb=rgb, matte=matte)).alpha
         m = evaluate(out, alpha, 15, ("mad", "grad"))
         print(f"{knob} {v:g}: MAD {m['mad_unk']:.2f}  Grad {m['grad_unk']:.2f}")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sparsemat.errors import InputError, SettingsError
-from sparsemat.settings import DEFAULT_MODEL
+from sparsemat.settings import DEFAULT_MODEL, knob
 
 ALL_METRICS = ("mad", "mse", "sad", "grad", "conn")
 
@@ -45,7 +45,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-strength", type=float, default=None,
                         help="--validation: the engine's refine_strength knob for prior+SHM [1]")
     parser.add_argument("--soft-edge-guard", type=float, default=None,
-                        help="--validation: the engine's soft_edge_guard knob for prior+SHM [0 = off]")
+                        help="--validation: the engine's soft_edge_guard knob for prior+SHM "
+                             f"[the knob's default, {knob('soft_edge_guard').default:g}; 0 = off]")
     parser.add_argument("--cascade-levels", type=int, default=None, choices=(1, 2, 3),
                         help="--validation: the engine's cascade_levels knob for prior+SHM [1]")
     parser.add_argument("--seed", type=int, default=None,

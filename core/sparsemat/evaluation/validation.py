@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsemat.settings import DEFAULT_MODEL
+from sparsemat.settings import DEFAULT_MODEL, knob
 
 VALIDATION_SEED = 271_828
 """Seed of the validation plates (never used by training)."""
@@ -117,7 +117,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
              kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
-             soft_edge_guard: float = 0.0, cascade_levels: int = 1) -> dict[str, Any]:
+             soft_edge_guard: float | None = None, cascade_levels: int = 1) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -128,7 +128,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         refine_strength: the engine's ``refine_strength`` knob for the ``shm`` method (1: the refiner as trained).
         seed: plate/degradation seed. :data:`VALIDATION_SEED` is the yardstick; any other seed draws a fresh set of
             the same kind (e.g. a selection set for choosing between candidates without looking at the yardstick).
-        soft_edge_guard: the engine's ``soft_edge_guard`` knob for the ``shm`` method (0: off).
+        soft_edge_guard: the engine's ``soft_edge_guard`` knob for the ``shm`` method (0: off; None: the knob's
+            default, as an artist gets it).
         cascade_levels: the engine's ``cascade_levels`` knob for the ``shm`` method (1: one full-resolution pass).
 
     Returns:
@@ -145,6 +146,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
     if photos is None:
         photos = training_photos(None, TrainConfig().exclude_photos)
     refiner = build_shm(model) if isinstance(model, (str, Path)) else model
+    if soft_edge_guard is None:
+        soft_edge_guard = float(knob("soft_edge_guard").default)
     session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
                                soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels), refiner=refiner)
     t0 = time.time()
@@ -212,8 +215,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     st = result["setup"]
     lines.append("")
     strength = f" at refine_strength {st['refine_strength']:g}" if st.get("refine_strength", 1.0) != 1.0 else ""
-    if st.get("soft_edge_guard", 0.0):
-        strength += f" with soft_edge_guard {st['soft_edge_guard']:g}"
+    guard = st.get("soft_edge_guard", 0.0)
+    strength += f" with soft_edge_guard {guard:g}" if guard else " with the soft-edge guard off"
     if st.get("cascade_levels", 1) != 1:
         strength += f" with cascade_levels {st['cascade_levels']}"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
@@ -266,7 +269,7 @@ def main_from_args(args: argparse.Namespace) -> int:
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
                       seed=VALIDATION_SEED if seed is None else int(seed),
-                      soft_edge_guard=0.0 if guard is None else float(guard),
+                      soft_edge_guard=None if guard is None else float(guard),
                       cascade_levels=1 if levels is None else int(levels))
     table = format_markdown(result)
     out = getattr(args, "out", None)
