@@ -52,7 +52,8 @@ contrast. All at the site, clipped to [0, 1]."""
 
 
 # ------------------------------------------------------------------------------------------------------ capture
-def capture(seed: int, plates: int, out: Path, model: str, first: int = 0) -> None:
+def capture(seed: int, plates: int, out: Path, model: str, first: int = 0,
+            size: tuple[int, int] = (1440, 2560), budget: int = 0) -> None:
     import sparsemat.engine.session as session_module
     from sparsemat.builders import build_shm
     from sparsemat.engine import FrameInput, Session
@@ -86,11 +87,11 @@ def capture(seed: int, plates: int, out: Path, model: str, first: int = 0) -> No
     out.mkdir(parents=True, exist_ok=True)
     photos = training_photos(None, TrainConfig().exclude_photos)
     # the guard off: the capture stores the SHM's own values, and ``score --guard`` applies the guard afterwards
-    session = Session(Settings(prior="input", temporal=False, device="cpu", soft_edge_guard=0.0),
-                      refiner=build_shm(model))
+    session = Session(Settings(prior="input", temporal=False, device="cpu", soft_edge_guard=0.0,
+                               max_active_pixels=budget), refiner=build_shm(model))
     t0 = time.time()
     for i in range(first, first + plates):
-        smp = validation_plate(i, (1440, 2560), photos, seed)
+        smp = validation_plate(i, size, photos, seed)
         np.savez_compressed(out / f"plate{i}.npz", rgb=smp.rgb.astype(np.float16), alpha=smp.alpha.astype(np.float32))
         for kind in ACCEPT_KINDS:
             matte = degraded_matte(smp.alpha, i, kind, seed=seed)
@@ -303,6 +304,10 @@ def main() -> None:
     c.add_argument("--plates", type=int, default=8)
     c.add_argument("--first", type=int, default=0, help="first plate index (to split a capture over processes)")
     c.add_argument("--model", default="lite_cs2")
+    c.add_argument("--size", default="2560x1440", help="plate WxH [%(default)s]")
+    c.add_argument("--budget", type=int, default=0,
+                   help="the engine's max_active_pixels (0: from free memory; fix it above W*H at 4K, where a "
+                        "budget fallback refines a coarse level first and the capture needs one full-res pass)")
     c.add_argument("--out", type=Path, required=True)
     for name in ("fit", "score"):
         s = sub.add_parser(name)
@@ -316,14 +321,16 @@ def main() -> None:
     f.add_argument("--out", type=Path, required=True)
     s = sub.choices["score"]
     s.add_argument("--gate", type=Path, default=None)
-    s.add_argument("--guard", type=float, default=None, help="the soft-edge guard at this τ instead of a gate")
+    s.add_argument("--guard", default=None,
+                   help="the soft-edge guard at this τ instead of a gate; a comma list scores each (0 = off)")
     s.add_argument("--oracle", action="store_true", help="per site, the closer of SHM value and base")
     s.add_argument("--baselines", action="store_true",
                    help="also print the prior and guided rows, the target line and the kinds each row meets")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "capture":
-        capture(a.seed, a.plates, a.out, a.model, a.first)
+        w, h = (int(v) for v in a.size.lower().split("x"))
+        capture(a.seed, a.plates, a.out, a.model, a.first, (h, w), a.budget)
         return
     if a.cmd == "fit":
         names = [n for n in a.features.split(",") if n]
@@ -345,9 +352,12 @@ def main() -> None:
         strength = lambda it: blend(gate(it["f"]), it["f"]["la"], it["f"]["lb"])  # noqa: E731
         label = f"gate {a.gate.name}"
     elif a.guard is not None:
-        tau = a.guard
-        strength = lambda it: blend((it["f"]["slope"] / tau).clamp(0, 1), it["f"]["la"], it["f"]["lb"])  # noqa: E731
-        label = f"guard {tau:g}"
+        items = load(a.data, a.plates, False)
+        for n, tau in enumerate(float(v) for v in a.guard.split(",")):
+            guard = (lambda it, t=tau: blend((it["f"]["slope"] / t).clamp(0, 1), it["f"]["la"], it["f"]["lb"])
+                     ) if tau > 0 else None
+            score(items, guard, a.baselines and n == 0, f"guard {tau:g}" if tau > 0 else "guard off")
+        return
     elif a.oracle:
         strength = _oracle
         label = "oracle"

@@ -116,12 +116,16 @@ def main() -> None:
     ap.add_argument("--prior-size", type=int, default=128)
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--mattes", default=None)
+    ap.add_argument("--soft-edge-guard", type=float, default=None,
+                    help="the engine knob (default: its default, 0.1; the lite and lite_cs figures were made at 0)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     folder = find_photo_dir()
     assert folder is not None, "needs the shared photo folder"
-    session = Session(Settings(prior="rvm", model=a.model, temporal=False, device="cpu", prior_size=a.prior_size))
+    guard = {} if a.soft_edge_guard is None else {"soft_edge_guard": a.soft_edge_guard}
+    session = Session(Settings(prior="rvm", model=a.model, temporal=False, device="cpu", prior_size=a.prior_size,
+                               **guard))
     suffix = "" if a.model == "lite" else f"_{Path(a.model).stem}"  # lite's figure is before_after.png (the README's)
     rows = []
     for name in PHOTOS:
