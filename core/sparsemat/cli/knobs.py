@@ -9,7 +9,8 @@ from sparsemat.settings import ENGINE_KNOBS, OUTPUT_KNOBS, KnobSpec, OutputSetti
 
 
 def _add(group: argparse._ArgumentGroup, spec: KnobSpec) -> None:
-    help_text = f"{spec.tooltip} (default: {spec.default})"
+    # argparse %-formats help strings: a tooltip's "8 %" must reach it as "8 %%"
+    help_text = f"{spec.tooltip} (default: {spec.default})".replace("%", "%%")
     if spec.kind == "bool":
         group.add_argument(spec.flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         return
