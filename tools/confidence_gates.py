@@ -291,6 +291,12 @@ def score(items: list[dict[str, Any]], strength: Any, with_baselines: bool = Fal
     _print_row(label, _kind_means(rows), target)
 
 
+def _guard_strength(f: dict[str, torch.Tensor], tau: float, contrast: float | None) -> torch.Tensor:
+    """The soft-edge guard's per-site strength ``clip(slope / τ)``; with ``contrast``, at least ``clip(hrcon / c)``."""
+    g = (f["slope"] / tau).clamp(0, 1)
+    return g if contrast is None else torch.maximum(g, (f["hrcon"] / contrast).clamp(0, 1))
+
+
 def _oracle(it: dict[str, Any]) -> torch.Tensor:
     v, b, g = torch.from_numpy(it["d"]["values"]), torch.from_numpy(it["d"]["base"]), it["gt"]
     return torch.where((v - g).abs() <= (b - g).abs(), v, b)
@@ -324,6 +330,9 @@ def main() -> None:
     s.add_argument("--guard", default=None,
                    help="the soft-edge guard at this τ instead of a gate; a comma list scores each (0 = off)")
     s.add_argument("--oracle", action="store_true", help="per site, the closer of SHM value and base")
+    s.add_argument("--guard-contrast", type=float, default=None,
+                   help="with --guard: keep refining where the full-res 5x5 plate contrast / this value exceeds the "
+                        "guard's gate (structure the plate shows, e.g. dense hair)")
     s.add_argument("--baselines", action="store_true",
                    help="also print the prior and guided rows, the target line and the kinds each row meets")
     a = p.parse_args()
@@ -352,11 +361,13 @@ def main() -> None:
         strength = lambda it: blend(gate(it["f"]), it["f"]["la"], it["f"]["lb"])  # noqa: E731
         label = f"gate {a.gate.name}"
     elif a.guard is not None:
-        items = load(a.data, a.plates, False)
+        c = a.guard_contrast
+        items = load(a.data, a.plates, c is not None)
         for n, tau in enumerate(float(v) for v in a.guard.split(",")):
-            guard = (lambda it, t=tau: blend((it["f"]["slope"] / t).clamp(0, 1), it["f"]["la"], it["f"]["lb"])
+            guard = (lambda it, t=tau: blend(_guard_strength(it["f"], t, c), it["f"]["la"], it["f"]["lb"])
                      ) if tau > 0 else None
-            score(items, guard, a.baselines and n == 0, f"guard {tau:g}" if tau > 0 else "guard off")
+            label = (f"guard {tau:g}" + (f", contrast {c:g}" if c is not None else "")) if tau > 0 else "guard off"
+            score(items, guard, a.baselines and n == 0, label)
         return
     elif a.oracle:
         strength = _oracle
