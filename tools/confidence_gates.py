@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from sparsemat.engine.resize import upsample_at
 from sparsemat.engine.soft_ramp import ramp_gate
 from sparsemat.evaluation.metrics import evaluate, gauss_derivative_kernels, unknown_mask
-from sparsemat.evaluation.validation import ACCEPT_KINDS
+from sparsemat.evaluation.validation import ACCEPT_KINDS, TARGET_REDUCTION, baseline_methods, summarise
 from sparsemat.train.losses import local_contrast
 
 FEATURES = ("slope", "lrcon", "sep", "unc", "corr", "proj", "hrcon")
@@ -235,38 +235,31 @@ def _kind_means(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
                    float(np.mean([r["grad_unk"] for r in rows if r["kind"] == kind]))) for kind in ACCEPT_KINDS}
 
 
-def _print_row(label: str, means: dict[str, tuple[float, float]], target: dict[str, tuple[float, float]] | None) -> None:
+def _print_row(label: str, means: dict[str, tuple[float, float]], met: list[str] | None) -> None:
     cells = [f"{m:.2f} / {g:.2f}" for m, g in means.values()]
     mean = f"{np.mean([m for m, _ in means.values()]):.2f} / {np.mean([g for _, g in means.values()]):.2f}"
-    met = "" if target is None else " | " + (", ".join(
-        k for k, (m, g) in means.items() if m < target[k][0] and g < target[k][1]) or "none")
-    print(f"| {label} | " + " | ".join(cells) + f" | {mean}{met} |")
+    print(f"| {label} | " + " | ".join(cells) + f" | {mean}" + ("" if met is None else f" | {', '.join(met) or 'none'}")
+          + " |")
 
 
-def baselines(items: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per-kind mean unknown-region MAD / Grad of the yardstick's two baselines on the captured plates.
-
-    ``prior``: bilinear upsampling of the low-res matte; ``guided``: guided-filter upsampling guided by the plate
-    (the stored half-float plate, so guided figures can differ from ``sparsemat eval --validation``'s in the third
-    digit).
-    """
-    from sparsemat.evaluation.guided_filter import bilinear_upsample, guided_upsample
-
-    rows: dict[str, list[dict[str, Any]]] = {"prior": [], "guided": []}
+def baseline_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The yardstick's two baselines (:func:`~sparsemat.evaluation.validation.baseline_methods`) scored on the
+    captured plates: one row ``{kind, image, method, mad_unk, grad_unk, ...}`` per item and method. Guided from the
+    stored half-float plate, so its figures can differ from ``sparsemat eval --validation``'s in the third digit."""
+    rows = []
     for it in items:
-        matte, gt = it["d"]["matte"], it["gtimg"]
-        preds = {"prior": np.clip(bilinear_upsample(matte, gt.shape), 0, 1),
-                 "guided": guided_upsample(matte, it["rgb"].astype(np.float32))}
-        for method, pred in preds.items():
-            rows[method].append({"kind": it["kind"], **evaluate(pred, gt, 15, ("mad", "grad"))})
-    return {method: _kind_means(r) for method, r in rows.items()}
+        for method, pred in baseline_methods(it["rgb"].astype(np.float32), it["d"]["matte"]).items():
+            rows.append({"kind": it["kind"], "image": it["plate"], "method": method,
+                         **evaluate(pred, it["gtimg"], 15, ("mad", "grad"))})
+    return rows
 
 
 def score(items: list[dict[str, Any]], strength: Any, with_baselines: bool = False, label: str = "scored") -> None:
     """Print per-kind mean unknown-region MAD / Grad of the engine's matte with per-site values replaced.
 
-    With ``with_baselines`` also the prior and guided rows, the target line (below 0.75 × prior and below guided,
-    on MAD and Grad) and the target kinds each row meets.
+    With ``with_baselines`` also the prior and guided rows, the target line (0.75 × prior, capped by guided, on MAD
+    and Grad) and the target kinds each row meets, by the yardstick's own verdict
+    (:func:`~sparsemat.evaluation.validation.summarise`).
     """
     rows = []
     for it in items:
@@ -275,20 +268,27 @@ def score(items: list[dict[str, Any]], strength: Any, with_baselines: bool = Fal
         if strength is not None:
             with torch.no_grad():
                 out[d["coords"][:, 0], d["coords"][:, 1]] = strength(it).numpy()
-        rows.append({"kind": it["kind"], **evaluate(out, it["gtimg"], 15, ("mad", "grad"))})
-    target = None
+        rows.append({"kind": it["kind"], "image": it["plate"], "method": "shm",
+                     **evaluate(out, it["gtimg"], 15, ("mad", "grad"))})
     header = "| row | " + " | ".join(ACCEPT_KINDS) + " | mean |"
-    if with_baselines:
-        base = baselines(items)
-        target = {k: (min(0.75 * base["prior"][k][0], base["guided"][k][0]),
-                      min(0.75 * base["prior"][k][1], base["guided"][k][1])) for k in ACCEPT_KINDS}
-        print(header + " kinds met |")
-        _print_row("prior", base["prior"], target)
-        _print_row("guided", base["guided"], target)
-        _print_row("target", target, None)
-    else:
+    if not with_baselines:
         print(header)
-    _print_row(label, _kind_means(rows), target)
+        _print_row(label, _kind_means(rows), None)
+        return
+    base = baseline_rows(items)
+    by = {m: _kind_means([r for r in base if r["method"] == m]) for m in ("prior", "guided")}
+
+    def met(method_rows: list[dict[str, Any]]) -> list[str]:
+        _, verdict = summarise(base + [{**r, "method": "shm"} for r in method_rows], ACCEPT_KINDS)
+        return [k for k in ACCEPT_KINDS if verdict[k]["pass"]]
+
+    target = {k: (min((1 - TARGET_REDUCTION) * by["prior"][k][0], by["guided"][k][0]),
+                  min((1 - TARGET_REDUCTION) * by["prior"][k][1], by["guided"][k][1])) for k in ACCEPT_KINDS}
+    print(header + " kinds met |")
+    for m in ("prior", "guided"):
+        _print_row(m, by[m], met([r for r in base if r["method"] == m]))
+    _print_row("target", target, None)
+    _print_row(label, _kind_means(rows), met(rows))
 
 
 def _guard_strength(f: dict[str, torch.Tensor], tau: float, contrast: float | None) -> torch.Tensor:

@@ -98,19 +98,22 @@ def degraded_matte(alpha: np.ndarray, image: int, kind: str, prior_size: int = 5
     return lowres_matte(degrade_prior(alpha, rng, kind, scale=1.0), prior_size)
 
 
-def run_methods(rgb: np.ndarray, matte: np.ndarray, session: Any) -> dict[str, np.ndarray]:
-    """The three methods' full-resolution alphas (``[H, W]`` float32) for one plate and low-res matte."""
-    from sparsemat.engine import FrameInput
+def baseline_methods(rgb: np.ndarray, matte: np.ndarray) -> dict[str, np.ndarray]:
+    """The two baselines' full-resolution alphas (``[H, W]`` float32): ``prior`` (bilinear upsampling of the
+    low-res ``matte``) and ``guided`` (guided-filter upsampling guided by ``rgb``, ``[H, W, 3]`` display sRGB)."""
     from sparsemat.evaluation.guided_filter import bilinear_upsample, guided_upsample
 
     size = (rgb.shape[0], rgb.shape[1])
+    return {"prior": np.clip(bilinear_upsample(matte, size), 0, 1), "guided": guided_upsample(matte, rgb)}
+
+
+def run_methods(rgb: np.ndarray, matte: np.ndarray, session: Any) -> dict[str, np.ndarray]:
+    """The three methods' full-resolution alphas (``[H, W]`` float32) for one plate and low-res matte."""
+    from sparsemat.engine import FrameInput
+
     session.reset()
     res = session.process(0, FrameInput(rgb=rgb, matte=matte))
-    return {
-        "prior": np.clip(bilinear_upsample(matte, size), 0, 1),
-        "guided": guided_upsample(matte, rgb),
-        "shm": res.alpha,
-    }
+    return {**baseline_methods(rgb, matte), "shm": res.alpha}
 
 
 def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int, int] = (1440, 2560),
