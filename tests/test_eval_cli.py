@@ -107,7 +107,8 @@ def test_validation_runs_the_engine_at_the_given_refine_strength() -> None:
     with torch.no_grad():
         halved.head[-1].weight.mul_(0.5)
     kw: dict[str, Any] = {"images": 1, "size": (288, 512), "kinds": ("down4",), "metrics": ("mad", "grad"),
-                          "photos": []}  # generated textures: no photo folder needed
+                          "photos": [], "soft_edge_guard": 0.0}  # generated textures: no photo folder needed;
+    # the guard off: this measures refine_strength alone (the guard's own tests are in test_soft_edge_guard.py)
     full = validate(build_shm("lite"), **kw)
     tempered = validate(build_shm("lite"), refine_strength=0.5, **kw)
     reference = validate(halved, **kw)

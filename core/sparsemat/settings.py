@@ -96,8 +96,9 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         "soft_edge_guard", "Soft-edge guard", "float", 0.1,
         "Keeps wide, soft transitions (defocus, smoke, motion blur) as the prior has them instead of "
         "refining them: refinement fades out where the prior's edge is wider than about 1/value prior "
-        "pixels (0.1: about 10). 0 turns the guard off, which keeps more detail in dense fine hair; raise "
-        "it when soft edges come out hardened or with a halo.",
+        "pixels (0.1: about 10), except where the plate itself shows fine structure such as hair strands. "
+        "0 turns the guard off, which keeps the most detail in dense fine hair; raise it when soft edges "
+        "come out hardened or with a halo.",
         minimum=0.0, maximum=1.0,
     ),
     KnobSpec(

@@ -8,7 +8,7 @@ import torch
 
 from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, samples_at_sites, wants_colour_samples
 from sparsemat.engine.guided import guided_at_sites
-from sparsemat.engine.soft_ramp import gate_at_sites
+from sparsemat.engine.soft_ramp import STRUCTURE_CONTRAST, guard_at_sites
 
 
 def refine_sites(
@@ -24,6 +24,7 @@ def refine_sites(
     colour_est: torch.Tensor | None = None,
     strength: float = 1.0,
     gate: torch.Tensor | None = None,
+    spare_structure: float = STRUCTURE_CONTRAST,
     count_macs: bool = True,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
@@ -50,6 +51,9 @@ def refine_sites(
         gate: ``[1, 1, h, w]`` float32 in [0, 1], the soft-edge guard's weight at the prior's resolution
             (:func:`sparsemat.engine.soft_ramp.ramp_gate`); each site's strength is ``strength`` times the weight
             upsampled to it. None: ``strength`` everywhere.
+        spare_structure: with ``gate``, the plate contrast at and above which a site keeps full refinement
+            whatever its gate (:func:`sparsemat.engine.soft_ramp.guard_at_sites`: structure the plate shows, such
+            as dense hair); 0 applies the slope gate alone.
         count_macs: count the pass's multiply-accumulates (free on the torch backend, which keeps the strided
             site sets of the pass; a full site-set rebuild on the others). False returns 0 MACs, for timed
             benchmarks that count them outside the clock with :func:`site_macs`.
@@ -72,7 +76,7 @@ def refine_sites(
         feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size, est=colour_est)
     site_strength: float | torch.Tensor = strength
     if gate is not None and strength > 0.0:
-        site_strength = strength * gate_at_sites(gate, coords, size)
+        site_strength = strength * guard_at_sites(gate, coords, size, rgb_hwc, spare_structure)
     base = feats[:, 3].clone() if (gate is not None or strength < 1.0) else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)

@@ -14,6 +14,12 @@ each site (:func:`sparsemat.engine.refine.temper_refinement`): ``g = 1`` keeps t
 the refiner's prior input (the guided upsampling for guided-input refiners). A transition of width ``w`` prior
 pixels has a slope of about ``1 / w``, so refinement fades out for transitions wider than about ``1 / τ`` prior
 pixels; ``τ = 0`` turns the guard off.
+
+A haze of fine hair is soft and shallow in the low-resolution prior too, yet the plate shows every strand. So the
+guard spares structure the plate itself shows: at each active site the weight is at least
+``clip(c₅ / STRUCTURE_CONTRAST, 0, 1)``, with ``c₅`` the full-resolution plate's 5 × 5 local contrast
+(:func:`plate_contrast_at_sites`). A defocused edge or smoke is smooth in the plate as well and stays guarded
+(docs/models.md, "Thirteenth session").
 """
 
 from __future__ import annotations
@@ -22,6 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from sparsemat.engine.resize import upsample_at
+
+STRUCTURE_CONTRAST = 0.1
+"""Plate contrast (:func:`plate_contrast_at_sites`) at and above which the guard keeps refinement in full. Fixed
+before it was measured (the trainer's flat-region contrast); 0.1 is e.g. a 5 × 5 window of strands whose values
+spread by ±0.06 in each channel."""
+
+STRUCTURE_RADIUS = 2
+"""Half side of the plate-contrast window: 5 × 5 full-resolution pixels."""
 
 
 def ramp_gate(lr_prior: torch.Tensor, tau: float) -> torch.Tensor:
@@ -53,3 +67,68 @@ def gate_at_sites(gate: torch.Tensor, coords: torch.Tensor, size: tuple[int, int
         ``[N]`` float32 in [0, 1].
     """
     return upsample_at(gate, coords, size)[0].clamp_(0.0, 1.0)
+
+
+def plate_contrast_at_sites(rgb_hwc: torch.Tensor, coords: torch.Tensor, radius: int = STRUCTURE_RADIUS) -> torch.Tensor:
+    """The plate's local contrast ``sqrt(Σ_c var(rgb_c))`` over the ``(2r+1)²`` window around each site.
+
+    Equal to :func:`sparsemat.train.losses.local_contrast` (window ``2r+1``) read at the sites — windows clipped to
+    the image average the pixels inside it only — but computed from the sites' neighbourhoods, so the cost follows
+    the number of sites, not the plate's size, and relative to each window's centre, so a flat plate gives 0
+    instead of the square root of float32 round-off (about 4e-4).
+
+    Args:
+        rgb_hwc: ``[H, W, 3]`` float plate, display sRGB in [0, 1] (as the refiner sees it).
+        coords: ``[N, 2]`` integer ``(y, x)``.
+        radius: window half side ``r``.
+
+    Returns:
+        ``[N]`` float32 ≥ 0 (0 on a flat colour; about 0.87 for a black/white edge split half and half).
+    """
+    n = int(coords.shape[0])
+    if n == 0:
+        return torch.zeros(0, dtype=torch.float32, device=rgb_hwc.device)
+    h, w = int(rgb_hwc.shape[0]), int(rgb_hwc.shape[1])
+    r = int(radius)
+    wp = w + 2 * r
+    padded = F.pad(rgb_hwc.float().permute(2, 0, 1)[None], (r, r, r, r))[0].permute(1, 2, 0).reshape(-1, 3)
+    inside = F.pad(torch.ones((1, 1, h, w), dtype=torch.float32, device=rgb_hwc.device), (r, r, r, r)).reshape(-1)
+    centre = (coords[:, 0].long() + r) * wp + coords[:, 1].long() + r
+    ref = padded[centre]  # the window's values are taken relative to its centre: a flat plate gives exactly 0
+    total = torch.zeros((n, 3), dtype=torch.float32, device=rgb_hwc.device)
+    squares = torch.zeros_like(total)
+    count = torch.zeros(n, dtype=torch.float32, device=rgb_hwc.device)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            idx = centre + (dy * wp + dx)
+            keep = inside[idx]  # 0 outside the image
+            v = (padded[idx] - ref) * keep[:, None]
+            total += v
+            squares += v * v
+            count += keep
+    mean = total / count[:, None]
+    return (squares / count[:, None] - mean * mean).clamp_min_(0.0).sum(1).sqrt_()
+
+
+def guard_at_sites(gate: torch.Tensor, coords: torch.Tensor, size: tuple[int, int],
+                   rgb_hwc: torch.Tensor | None = None, contrast: float = STRUCTURE_CONTRAST) -> torch.Tensor:
+    """The guard's weight at the sites: :func:`gate_at_sites`, at least ``clip(c₅ / contrast)`` where a plate is given.
+
+    Args:
+        gate: ``[1, 1, h, w]`` float32 in [0, 1] (:func:`ramp_gate`).
+        coords: ``[N, 2]`` integer ``(y, x)`` on a plate of ``size`` ``(H, W)``.
+        rgb_hwc: ``[H, W, 3]`` float plate, display sRGB in [0, 1]; None (or ``contrast`` ≤ 0) leaves the
+            slope gate alone.
+        contrast: plate contrast that keeps refinement in full (:data:`STRUCTURE_CONTRAST`).
+
+    Returns:
+        ``[N]`` float32 in [0, 1]. The plate's contrast is computed only where the slope gate is below 1.
+    """
+    g = gate_at_sites(gate, coords, size)
+    if rgb_hwc is None or contrast <= 0.0:
+        return g
+    soft = torch.nonzero(g < 1.0)[:, 0]
+    if soft.numel():
+        c = plate_contrast_at_sites(rgb_hwc, coords[soft]) / float(contrast)
+        g[soft] = torch.maximum(g[soft], c.clamp_(0.0, 1.0))
+    return g
