@@ -85,29 +85,52 @@ def plate_contrast_at_sites(rgb_hwc: torch.Tensor, coords: torch.Tensor, radius:
     Returns:
         ``[N]`` float32 ≥ 0 (0 on a flat colour; about 0.87 for a black/white edge split half and half).
     """
-    n = int(coords.shape[0])
-    if n == 0:
-        return torch.zeros(0, dtype=torch.float32, device=rgb_hwc.device)
     h, w = int(rgb_hwc.shape[0]), int(rgb_hwc.shape[1])
     r = int(radius)
-    wp = w + 2 * r
-    padded = F.pad(rgb_hwc.float().permute(2, 0, 1)[None], (r, r, r, r))[0].permute(1, 2, 0).reshape(-1, 3)
-    inside = F.pad(torch.ones((1, 1, h, w), dtype=torch.float32, device=rgb_hwc.device), (r, r, r, r)).reshape(-1)
-    centre = (coords[:, 0].long() + r) * wp + coords[:, 1].long() + r
-    ref = padded[centre]  # the window's values are taken relative to its centre: a flat plate gives exactly 0
-    total = torch.zeros((n, 3), dtype=torch.float32, device=rgb_hwc.device)
-    squares = torch.zeros_like(total)
-    count = torch.zeros(n, dtype=torch.float32, device=rgb_hwc.device)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            idx = centre + (dy * wp + dx)
-            keep = inside[idx]  # 0 outside the image
-            v = (padded[idx] - ref) * keep[:, None]
-            total += v
-            squares += v * v
-            count += keep
-    mean = total / count[:, None]
-    return (squares / count[:, None] - mean * mean).clamp_min_(0.0).sum(1).sqrt_()
+    out = torch.empty(int(coords.shape[0]), dtype=torch.float32, device=rgb_hwc.device)
+    if out.numel() == 0:
+        return out
+    flat = rgb_hwc.reshape(-1, 3).float()
+    ys, xs = coords[:, 0].long(), coords[:, 1].long()
+    inner = (ys >= r) & (ys < h - r) & (xs >= r) & (xs < w - r)
+    ii = torch.nonzero(inner)[:, 0]
+    if ii.numel():  # whole windows: flat offsets, no clipping
+        centre = ys[ii] * w + xs[ii]
+        ref = flat.index_select(0, centre)
+        total = torch.zeros_like(ref)
+        squares = torch.zeros_like(ref)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                v = flat.index_select(0, centre + (dy * w + dx)).sub_(ref)
+                total += v
+                squares.addcmul_(v, v)
+        out[ii] = _contrast(total, squares, float((2 * r + 1) ** 2))
+    bi = torch.nonzero(~inner)[:, 0]
+    if bi.numel():  # windows clipped by the image border
+        by, bx = ys[bi], xs[bi]
+        ref = flat.index_select(0, by * w + bx)
+        total = torch.zeros_like(ref)
+        squares = torch.zeros_like(ref)
+        count = torch.zeros(int(bi.numel()), dtype=torch.float32, device=rgb_hwc.device)
+        for dy in range(-r, r + 1):
+            yy = by + dy
+            row_ok = (yy >= 0) & (yy < h)
+            row = yy.clamp(0, h - 1) * w
+            for dx in range(-r, r + 1):
+                xx = bx + dx
+                keep = (row_ok & (xx >= 0) & (xx < w)).float()
+                v = flat.index_select(0, row + xx.clamp(0, w - 1)).sub_(ref).mul_(keep[:, None])
+                total += v
+                squares.addcmul_(v, v)
+                count += keep
+        out[bi] = _contrast(total, squares, count[:, None])
+    return out
+
+
+def _contrast(total: torch.Tensor, squares: torch.Tensor, count: float | torch.Tensor) -> torch.Tensor:
+    """``sqrt(Σ_c var)`` from per-channel sums of values and of their squares over ``count`` pixels."""
+    mean = total / count
+    return (squares / count - mean * mean).clamp_min_(0.0).sum(1).sqrt_()
 
 
 def guard_at_sites(gate: torch.Tensor, coords: torch.Tensor, size: tuple[int, int],
