@@ -209,3 +209,16 @@ def test_validation_runs_the_engine_defaults_and_labels_the_guard() -> None:
     assert "with soft_edge_guard 0.1;" in format_markdown(default)
     off = validate(build_shm("lite"), soft_edge_guard=0.0, **kw)
     assert off["setup"]["soft_edge_guard"] == 0.0 and "with the soft-edge guard off;" in format_markdown(off)
+
+
+def test_module_entry_point_runs_the_guard_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m sparsemat.evaluation.validation`` leaves the guard to the knob default, as ``sparsemat eval``
+    does (it used to pass 0, turning the guard off)."""
+    from sparsemat.evaluation import validation
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(validation, "main_from_args", lambda args: seen.update(vars(args)) or 0)
+    assert validation.main(["--images", "1"]) == 0
+    assert seen["soft_edge_guard"] is None
+    validation.main(["--soft-edge-guard", "0"])
+    assert seen["soft_edge_guard"] == 0.0

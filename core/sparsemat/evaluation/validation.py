@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--refine-strength", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=VALIDATION_SEED)
-    p.add_argument("--soft-edge-guard", type=float, default=0.0)
+    p.add_argument("--soft-edge-guard", type=float, default=None)
     p.add_argument("--kinds", default=None)
     p.add_argument("--cascade-levels", type=int, default=1, choices=(1, 2, 3))
     return main_from_args(p.parse_args(argv))
