@@ -31,8 +31,8 @@ from sparsemat.engine.resize import upsample_at
 
 STRUCTURE_CONTRAST = 0.1
 """Plate contrast (:func:`plate_contrast_at_sites`) at and above which the guard keeps refinement in full. Fixed
-before it was measured (the trainer's flat-region contrast); 0.1 is e.g. a 5 × 5 window of strands whose values
-spread by ±0.06 in each channel."""
+before it was measured (the trainer's flat-region contrast); 0.1 is a 5 × 5 window whose values have a standard
+deviation of about 0.058 in each channel (fine strands against sky; film grain of that size counts too)."""
 
 STRUCTURE_RADIUS = 2
 """Half side of the plate-contrast window: 5 × 5 full-resolution pixels."""
