@@ -10,6 +10,8 @@ original low-res prior, at least ``clip(5×5 plate contrast / 0.1)``): ``σ(g₀
   blend), runs the second pass through the real engine (default knobs) and writes one JSON row per plate, kind
   and method (``prior``, ``guided``, ``pass1``, ``pass2``, ``J``) with unknown-region MAD / Grad. About 70 s per
   2560×1440 plate on one core (200 s at 3840×2160); split a set over processes with ``--first``/``--plates``.
+  ``--save DIR`` also writes each plate × kind's two mattes (float32) and ``g₀`` (float16) for blends scored
+  offline (the fourteenth session's K family, docs/models.md).
 * ``summary`` prints per-kind means, the set's own target line (0.75 × prior, capped by guided) and the target kinds
   each row meets.
 
@@ -46,7 +48,8 @@ METHODS = ("prior", "guided", "pass1", "pass2", "J")
 GUARD = 0.1
 
 
-def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[int, int], budget: int) -> None:
+def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[int, int], budget: int,
+        save: Path | None = None) -> None:
     from sparsemat.builders import build_shm
     from sparsemat.engine import FrameInput, Session
     from sparsemat.settings import Settings
@@ -81,6 +84,10 @@ def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[i
             g0 = torch.maximum(g0, (contrast / STRUCTURE_CONTRAST).clamp(0, 1))
             blended = temper_refinement(torch.from_numpy(res.alpha), torch.from_numpy(first_pass), g0).numpy()
             preds = {**baseline_methods(smp.rgb, d["matte"]), "pass1": first_pass, "pass2": res.alpha, "J": blended}
+            if save is not None:
+                save.mkdir(parents=True, exist_ok=True)
+                np.savez(save / f"p{i}_{kind}.npz", pass1=first_pass.astype(np.float32),
+                         pass2=res.alpha.astype(np.float32), g0=g0.numpy().astype(np.float16))
             for name, pred in preds.items():
                 rows.append({"plate": i, "kind": kind, "method": name, **evaluate(pred, gt, 15, ("mad", "grad"))})
         print(f"plate {i} done ({time.time() - t0:.0f} s)", flush=True)
@@ -120,13 +127,15 @@ def main() -> None:
     r.add_argument("--size", default="2560x1440", help="plate WxH [%(default)s]")
     r.add_argument("--budget", type=int, default=0, help="the engine's max_active_pixels (9000000 at 4K)")
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--save", type=Path, default=None,
+                   help="also write each plate x kind's pass-1 and pass-2 mattes (float32) and g0 (float16) to this folder")
     s = sub.add_parser("summary")
     s.add_argument("files", type=Path, nargs="+")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "run":
         w, h = (int(v) for v in a.size.lower().split("x"))
-        run(a.data, a.seed, a.first, a.plates, a.out, (h, w), a.budget)
+        run(a.data, a.seed, a.first, a.plates, a.out, (h, w), a.budget, a.save)
     else:
         summary(a.files)
 
