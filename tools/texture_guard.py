@@ -13,7 +13,8 @@ evidence of fine detail at the edge:
 ``run`` reads a capture of :mod:`confidence_gates` (``capture``) and writes one JSON row per plate, kind and method
 (``prior``, ``guided``, ``H`` and the chosen variants) with unknown-region MAD / Grad; about 80 s per 2560×1440
 plate for four methods on one core (split a set with ``--first``/``--plates``). ``summary`` prints per-kind means,
-the set's own target line (0.75 × prior, capped by guided) and the target kinds each row meets.
+the set's own target line (0.75 × prior, capped by guided) and the target kinds each row meets
+(``two_pass.summary``).
 
 Usage::
 
@@ -36,11 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sparsemat.evaluation.metrics import evaluate
-from sparsemat.evaluation.validation import ACCEPT_KINDS, TARGET_REDUCTION, baseline_methods
+from sparsemat.evaluation.validation import ACCEPT_KINDS, baseline_methods
 from sparsemat.train.losses import local_contrast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import confidence_gates as cg  # noqa: E402
+from two_pass import summary  # noqa: E402
 
 TAU = 0.1  # the engine's soft_edge_guard default
 CONTRAST = 0.1  # the engine's STRUCTURE_CONTRAST
@@ -95,29 +97,6 @@ def run(data: Path, first: int, plates: int, methods: list[str], out: Path) -> N
                 rows.append({"plate": i, "kind": kind, "method": name, **evaluate(pred, gt, 15, ("mad", "grad"))})
         print(f"plate {i} done ({time.time() - t0:.0f} s)", flush=True)
         out.write_text(json.dumps(rows))
-
-
-def summary(files: list[Path]) -> None:
-    rows = [r for f in files for r in json.loads(f.read_text())]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-
-    def means(method: str) -> dict[str, tuple[float, float]]:
-        return {k: (float(np.mean([r["mad_unk"] for r in rows if r["method"] == method and r["kind"] == k])),
-                    float(np.mean([r["grad_unk"] for r in rows if r["method"] == method and r["kind"] == k])))
-                for k in ACCEPT_KINDS}
-
-    prior, guided = means("prior"), means("guided")
-    target = {k: (min((1 - TARGET_REDUCTION) * prior[k][0], guided[k][0]),
-                  min((1 - TARGET_REDUCTION) * prior[k][1], guided[k][1])) for k in ACCEPT_KINDS}
-    print(f"plates {len({r['plate'] for r in rows})}")
-    print("| row | " + " | ".join(ACCEPT_KINDS) + " | mean | kinds met |")
-    for label in ["target", *methods]:
-        m = target if label == "target" else means(label)
-        met = "" if label in ("prior", "guided", "target") else ", ".join(
-            k for k in ACCEPT_KINDS if m[k][0] < target[k][0] and m[k][1] < target[k][1]) or "none"
-        cells = " | ".join(f"{a:.2f} / {g:.2f}" for a, g in m.values())
-        mean = f"{np.mean([a for a, _ in m.values()]):.2f} / {np.mean([g for _, g in m.values()]):.2f}"
-        print(f"| {label} | {cells} | {mean} | {met} |")
 
 
 def main() -> None:

@@ -95,7 +95,9 @@ def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[i
 
 
 def summary(files: list[Path]) -> None:
+    """Per-kind means of every method in ``files`` (in order of appearance), after the set's target line."""
     rows = [r for f in files for r in json.loads(f.read_text())]
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("prior", "guided")]
 
     def means(method: str) -> dict[str, tuple[float, float]]:
         return {k: (float(np.mean([r["mad_unk"] for r in rows if r["method"] == method and r["kind"] == k])),
@@ -107,7 +109,7 @@ def summary(files: list[Path]) -> None:
                   min((1 - TARGET_REDUCTION) * prior[k][1], guided[k][1])) for k in ACCEPT_KINDS}
     print(f"plates {len({r['plate'] for r in rows})}")
     print("| row | " + " | ".join(ACCEPT_KINDS) + " | mean | kinds met |")
-    for label in ("prior", "guided", "target", "pass1", "pass2", "J"):
+    for label in ("prior", "guided", "target", *methods):
         m = target if label == "target" else means(label)
         met = "" if label in ("prior", "guided", "target") else ", ".join(
             k for k in ACCEPT_KINDS if m[k][0] < target[k][0] and m[k][1] < target[k][1]) or "none"
