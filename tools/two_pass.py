@@ -44,7 +44,6 @@ from sparsemat.train.losses import local_contrast
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import confidence_gates as cg  # noqa: E402
 
-METHODS = ("prior", "guided", "pass1", "pass2", "J")
 GUARD = 0.1
 
 
@@ -60,6 +59,8 @@ def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[i
     session = Session(Settings(prior="input", temporal=False, device="cpu", soft_edge_guard=GUARD,
                                max_active_pixels=budget), refiner=build_shm("lite_cs2"))
     rows: list[dict[str, Any]] = []
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for i in range(first, first + plates):
         p = np.load(data / f"plate{i}.npz")
@@ -85,7 +86,6 @@ def run(data: Path, seed: int, first: int, plates: int, out: Path, size: tuple[i
             blended = temper_refinement(torch.from_numpy(res.alpha), torch.from_numpy(first_pass), g0).numpy()
             preds = {**baseline_methods(smp.rgb, d["matte"]), "pass1": first_pass, "pass2": res.alpha, "J": blended}
             if save is not None:
-                save.mkdir(parents=True, exist_ok=True)
                 np.savez(save / f"p{i}_{kind}.npz", pass1=first_pass.astype(np.float32),
                          pass2=res.alpha.astype(np.float32), g0=g0.numpy().astype(np.float16))
             for name, pred in preds.items():
