@@ -57,6 +57,45 @@ def test_soft_edge_prob_sets_the_share_of_defocused_bodies():
                                   synth.make_sample(5, SIZE, soft_edge_prob=synth.SOFT_EDGE_PROB).alpha)
 
 
+def test_texture_cases_make_what_they_say():
+    size = (256, 320)
+    sharp = next(k for k in range(40) if synth.make_subject(k, size).softness == 1.0)
+    subj = synth.make_subject(sharp, size)
+    tex = subj.body_tex.copy()
+    bg = synth.make_background(1, size)
+    out = synth.apply_texture_case(np.random.default_rng(0), "textured_soft_body", subj, bg, None)
+    assert out is bg and 2.0 * 0.5 <= subj.softness <= 24.0 * 0.5  # res = 256 / 512
+    assert not np.array_equal(subj.body_tex, tex)
+    plain = next(k for k in range(40) if synth.make_subject(k, size).fabric is None)
+    subj = synth.make_subject(plain, size)
+    synth.apply_texture_case(np.random.default_rng(0), "fabric", subj, bg, None)
+    assert subj.fabric is not None and subj.fabric_tex is not None
+    alpha, _ = synth.render_subject(subj)
+    assert ((alpha > 0.05) & (alpha < 0.95)).mean() > 0.01  # the semi-transparent weave
+    exact = 0
+    for seed in range(24):  # the background becomes the stripe generator's texture, defocused 30 % of the time
+        subj = synth.make_subject(plain, size)
+        striped = synth.apply_texture_case(np.random.default_rng(seed), "patterned_background", subj, bg, None)
+        stripes = synth.generated_texture(np.random.default_rng(seed), size, kind=2)
+        exact += int(np.array_equal(striped, stripes))
+        assert striped.shape == bg.shape and np.corrcoef(striped.ravel(), stripes.ravel())[0, 1] > 0.9
+    assert 0 < exact < 24
+    with pytest.raises(ValueError, match="unknown texture case 'plaid'"):
+        synth.apply_texture_case(np.random.default_rng(0), "plaid", subj, bg, None)
+
+
+def test_texture_case_prob_keeps_the_default_stream_and_changes_samples():
+    for seed in range(3):  # prob 0 draws nothing extra: the yardstick's plates stay what they were
+        np.testing.assert_array_equal(synth.make_sample(seed, SIZE).rgb,
+                                      synth.make_sample(seed, SIZE, texture_case_prob=0.0).rgb)
+    a = synth.make_sample(4, SIZE, texture_case_prob=1.0)
+    b = synth.make_sample(4, SIZE, texture_case_prob=1.0)
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+    assert not np.array_equal(a.rgb, synth.make_sample(4, SIZE).rgb)
+    s = a.alpha[..., None]
+    np.testing.assert_allclose(a.rgb, s * a.fg + (1 - s) * a.bg, atol=1e-5)
+
+
 def test_strand_counts_scale_with_resolution():
     small = synth.make_subject(11, (256, 256)).strands
     large = synth.make_subject(11, (1024, 1024)).strands

@@ -299,6 +299,7 @@ def test_train_cli(tmp_path: Path) -> None:
     assert set(torch.load(tmp_path / "w.pt", weights_only=True)) == {"config", "state_dict"}
     assert cli_main(["train", "shm", "--kinds", "nonsense", "--out", str(out)]) == 2
     assert cli_main(["train", "shm", "--soft-edge-prob", "1.5", "--out", str(out)]) == 2
+    assert cli_main(["train", "shm", "--texture-case-prob", "-0.1", "--out", str(out)]) == 2
     assert cli_main(["train", "shm", "--flat-weight", "-1", "--out", str(out)]) == 2
     assert cli_main(["train", "shm", "--flat-window", "4", "--out", str(out)]) == 2
     assert cli_main(["train", "shm", "--flat-contrast", "0", "--out", str(out)]) == 2
@@ -323,6 +324,30 @@ def test_soft_edge_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) 
         stream.get(0, 1)
         stream.close()
     assert seen and set(seen) == {0.9}
+
+
+def test_texture_case_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TrainConfig.texture_case_prob`` 1 makes every synthetic composite a texture case, 0 none."""
+    from sparsemat.train import synth, trainer
+
+    cases: list[str] = []
+    real = synth.apply_texture_case
+
+    def spy(rng: np.random.Generator, case: str, *args: object) -> object:
+        cases.append(case)
+        return real(rng, case, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "apply_texture_case", spy)
+    for prob in (0.0, 1.0):
+        for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):  # training_batch path and composite path
+            cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, texture_case_prob=prob,
+                              sample_scale=scale, crops_per_sample=per)
+            stream = trainer.BatchStream("shm", cfg)
+            stream.get(0, 1)
+            stream.close()
+        if prob == 0.0:
+            assert cases == []
+    assert len(cases) == 3 and set(cases) <= set(synth.TEXTURE_CASES)  # 2 composites + 1 (2 crops from one)
 
 
 # ------------------------------------------------------------------------------------------- data layouts

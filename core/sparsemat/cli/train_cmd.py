@@ -66,6 +66,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="crops cut from each synthetic composite [%(default)s]")
     parser.add_argument("--soft-edge-prob", type=float, default=d.soft_edge_prob,
                         help="chance of a defocused body edge in synthetic composites [%(default)s]")
+    parser.add_argument("--texture-case-prob", type=float, default=d.texture_case_prob,
+                        help="chance that a synthetic composite is a texture case: a textured body behind a "
+                             "defocused edge, a woven fabric, or a patterned background [%(default)s]")
     parser.add_argument("--whole-view", action="store_true",
                         help="cut each crop's prior from its whole composite's degraded matte and take the colour "
                              "samples from the whole composite's low-res view, as the engine does on a plate")
@@ -102,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
     if not 0.0 <= args.soft_edge_prob <= 1.0:
         raise SettingsError("--soft-edge-prob", args.soft_edge_prob, "must be between 0 and 1")
+    if not 0.0 <= args.texture_case_prob <= 1.0:
+        raise SettingsError("--texture-case-prob", args.texture_case_prob, "must be between 0 and 1")
     if args.flat_weight < 0:
         raise SettingsError("--flat-weight", args.flat_weight, "must be 0 (off) or positive")
     if args.flat_window < 1 or args.flat_window % 2 == 0:
@@ -124,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, device=args.device,
         workers=max(0, args.workers), resume=args.resume,
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
+        texture_case_prob=args.texture_case_prob,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
     )
 

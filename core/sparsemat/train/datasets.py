@@ -260,14 +260,16 @@ class SyntheticSource:
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
-                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False) -> dict[str, np.ndarray]:
+                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
+                  texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
         """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
 
         With ``sample_scale``/``crops_per_sample``/``whole_view`` set, composites of ``crop·U(sample_scale)`` px
         (aspect 1–1.6) are drawn and ``crops_per_sample`` crops cut from each (:func:`shm_crops_from`; with
         ``whole_view`` through the composite's :class:`WholeView`); otherwise
         :func:`~sparsemat.train.synth.training_batch` builds the batch. ``soft_edge_prob``: chance of a
-        defocused body edge per composite.
+        defocused body edge per composite; ``texture_case_prob``: chance of a texture case
+        (:data:`~sparsemat.train.synth.TEXTURE_CASES`) per composite.
         """
         if sample_scale is not None or crops_per_sample > 1 or whole_view:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
@@ -276,15 +278,17 @@ class SyntheticSource:
                 short = int(round(crop * rng.uniform(lo, hi)))
                 long = int(round(short * rng.uniform(1.0, 1.6)))
                 smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos,
-                                  soft_edge_prob=soft_edge_prob)
+                                  soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
                 return smp.rgb, smp.alpha
 
             return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]],
-                                    soft_edge_prob=soft_edge_prob) for i in range(batch)]
+                                    soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
+                     for i in range(batch)]
             return {k: np.concatenate([p[k].numpy() for p in parts]) for k in _KEYS}
-        b = training_batch(rng, batch, crop, self.photos, lr_factor=factor, kinds=kinds, soft_edge_prob=soft_edge_prob)
+        b = training_batch(rng, batch, crop, self.photos, lr_factor=factor, kinds=kinds, soft_edge_prob=soft_edge_prob,
+                           texture_case_prob=texture_case_prob)
         return {k: b[k].numpy() for k in _KEYS}
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
@@ -333,10 +337,11 @@ class _CompositeSource:
     def shm_batch(self, rng: np.random.Generator, batch: int, crop: int, factor: int,
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
-                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False) -> dict[str, np.ndarray]:
+                  soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
+                  texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
-        composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale`` and ``soft_edge_prob``
-        shape synthetic composites only: user composites keep their own size and edges."""
+        composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale``, ``soft_edge_prob`` and
+        ``texture_case_prob`` shape synthetic composites only: user composites keep their own size and edges."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
                           lambda: self.composite(rng, crop), whole_view)
 

@@ -175,19 +175,20 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.random(3).astype(np.float32) ** rng.uniform(0.5, 2.0)
 
 
-def generated_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+def generated_texture(rng: np.random.Generator, size: tuple[int, int], kind: int | None = None) -> np.ndarray:
     """A procedural colour texture ``[H, W, 3]`` float32 display sRGB in [0, 1].
 
-    One of: two-colour fractal noise, a linear gradient with noise, or rotated stripes with noise. Above
-    2048 px on the long side the texture is drawn at 2048 and upsampled (bilinear).
+    One of (``kind``; None draws one): 0 two-colour fractal noise, 1 a linear gradient with noise, 2 rotated
+    stripes with noise. Above 2048 px on the long side the texture is drawn at 2048 and upsampled (bilinear).
     """
     if max(size) > 2048:
         f = 2048 / max(size)
         small = (max(2, round(size[0] * f)), max(2, round(size[1] * f)))
-        return np.clip(imops.resize(generated_texture(rng, small), size, mode="bilinear"), 0.0, 1.0)
+        return np.clip(imops.resize(generated_texture(rng, small, kind), size, mode="bilinear"), 0.0, 1.0)
     h, w = size
     c0, c1 = _random_colour(rng), _random_colour(rng)
-    kind = rng.integers(3)
+    if kind is None:
+        kind = int(rng.integers(3))
     if kind == 0:
         t = fbm(rng, size, base_cells=rng.uniform(2, 12))
     else:
@@ -537,6 +538,7 @@ class Subject:
     smoke_noise: np.ndarray | None = None
     smoke_tex: np.ndarray | None = None
     motion_blur: tuple[float, float] | None = None  # length px, angle rad
+    radius: float = 0.0  # main body's radius px (where fabric and smoke are placed)
 
 
 def make_subject(rng: RngLike, size: tuple[int, int], textures: Sequence[np.ndarray] | None = None,
@@ -565,32 +567,50 @@ def make_subject(rng: RngLike, size: tuple[int, int], textures: Sequence[np.ndar
             holes.append(_random_radial(rng, cx + d * math.cos(a), cy + d * math.sin(a),
                                         radius * rng.uniform(0.05, 0.25)))
     softness = 1.0 if rng.random() < 1.0 - soft_edge_prob else float(rng.uniform(2.0, 24.0) * res)
-    subj = Subject(size, pose, bodies, holes, softness, _texture(rng, size, textures))
+    subj = Subject(size, pose, bodies, holes, softness, _texture(rng, size, textures), radius=float(radius))
     if rng.random() < 0.75:
         body = _render_body(subj, pose)
         subj.strands = _make_strands(rng, body, pose, m)
         base = subj.body_tex if rng.random() < 0.5 else _texture(rng, size, textures)
         subj.hair_tex = jitter_colour(rng, base, push=float(rng.uniform(0.0, 0.7)))
     if rng.random() < 0.25:
-        a = rng.uniform(0, 2 * math.pi)
-        fr = _random_radial(rng, cx + radius * math.cos(a), cy + radius * math.sin(a), radius * rng.uniform(0.4, 0.9))
-        fr.star_k, fr.harm_a = 0, fr.harm_a * 0.5
-        subj.fabric = fr
-        subj.fabric_params = (float(rng.uniform(0.15, 0.75)), float(rng.uniform(2.0, 8.0) * max(res, 0.5)),
-                              float(rng.uniform(0, math.pi)))
-        subj.fabric_tex = _texture(rng, size, textures)
+        _add_fabric(rng, subj, textures)
     if rng.random() < 0.2:
-        a = rng.uniform(0, 2 * math.pi)
-        sm = _Radial(cx + radius * math.cos(a), cy + radius * math.sin(a), radius * rng.uniform(0.5, 1.2),
-                     radius * rng.uniform(0.5, 1.2), float(rng.uniform(0, math.pi)))
-        subj.smoke = sm
-        subj.smoke_params = (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.3, 0.6)))
-        subj.smoke_noise = fbm(rng, size, base_cells=rng.uniform(3, 10))
-        grey = rng.uniform(0.4, 1.0)
-        subj.smoke_tex = np.clip(grey * (0.85 + 0.3 * rng.random(3)) * np.ones((1, 1, 3)), 0, 1).astype(np.float32)
+        _add_smoke(rng, subj)
     if rng.random() < 0.15:
-        subj.motion_blur = (float(rng.uniform(4.0, 40.0) * res), float(rng.uniform(0, math.pi)))
+        _add_motion_blur(rng, subj)
     return subj
+
+
+def _add_fabric(rng: np.random.Generator, subj: Subject, textures: Sequence[np.ndarray] | None) -> None:
+    """Give ``subj`` a semi-transparent woven sheet beside its main body (opacity 0.15–0.75, weave period
+    2–8 px at 512 px)."""
+    cx, cy, radius, res = subj.pose.cx, subj.pose.cy, subj.radius, min(subj.size) / 512.0
+    a = rng.uniform(0, 2 * math.pi)
+    fr = _random_radial(rng, cx + radius * math.cos(a), cy + radius * math.sin(a), radius * rng.uniform(0.4, 0.9))
+    fr.star_k, fr.harm_a = 0, fr.harm_a * 0.5
+    subj.fabric = fr
+    subj.fabric_params = (float(rng.uniform(0.15, 0.75)), float(rng.uniform(2.0, 8.0) * max(res, 0.5)),
+                          float(rng.uniform(0, math.pi)))
+    subj.fabric_tex = _texture(rng, subj.size, textures)
+
+
+def _add_smoke(rng: np.random.Generator, subj: Subject) -> None:
+    """Give ``subj`` a grey, noise-shaped wisp of smoke beside its main body (opacity 0.3–0.9)."""
+    cx, cy, radius = subj.pose.cx, subj.pose.cy, subj.radius
+    a = rng.uniform(0, 2 * math.pi)
+    sm = _Radial(cx + radius * math.cos(a), cy + radius * math.sin(a), radius * rng.uniform(0.5, 1.2),
+                 radius * rng.uniform(0.5, 1.2), float(rng.uniform(0, math.pi)))
+    subj.smoke = sm
+    subj.smoke_params = (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.3, 0.6)))
+    subj.smoke_noise = fbm(rng, subj.size, base_cells=rng.uniform(3, 10))
+    grey = rng.uniform(0.4, 1.0)
+    subj.smoke_tex = np.clip(grey * (0.85 + 0.3 * rng.random(3)) * np.ones((1, 1, 3)), 0, 1).astype(np.float32)
+
+
+def _add_motion_blur(rng: np.random.Generator, subj: Subject) -> None:
+    """Blur ``subj`` along one direction by 4–40 px at 512 px."""
+    subj.motion_blur = (float(rng.uniform(4.0, 40.0) * min(subj.size) / 512.0), float(rng.uniform(0, math.pi)))
 
 
 def _render_body(subj: Subject, pose: _Pose) -> np.ndarray:
@@ -686,9 +706,49 @@ def _composite(alpha: np.ndarray, premult: np.ndarray, bg: np.ndarray, fill: np.
     return Sample(rgb=rgb, alpha=alpha.astype(np.float32), fg=fg, bg=bg.astype(np.float32))
 
 
+TEXTURE_CASES = ("textured_soft_body", "fabric", "patterned_background")
+"""Composites drawn with ``texture_case_prob`` (:func:`make_sample`): plate texture next to a soft or fractional
+edge, where a refiner is tempted to turn texture into matte structure or to erase real structure."""
+
+
+def apply_texture_case(rng: np.random.Generator, case: str, subj: Subject, bg: np.ndarray,
+                       textures: Sequence[np.ndarray] | None) -> np.ndarray:
+    """Make ``subj`` and its background ``bg`` (``[H, W, 3]`` sRGB) one of :data:`TEXTURE_CASES`, in place for
+    ``subj``; returns the background to composite over.
+
+    * ``textured_soft_body``: the body gets a defocused edge (2–24 px ramp at 512 px) and a generated texture —
+      hard or soft stripes (70 %) or fractal noise — that stays sharp inside it;
+    * ``fabric``: a semi-transparent woven sheet (added if the subject has none), coloured half the time from the
+      background itself (a weave over similar colours);
+    * ``patterned_background``: a striped background (defocused 30 % of the time) behind the subject, which gets
+      a smoke wisp (50 %, if it has none) and a motion blur (30 %, if it has none).
+    """
+    h, w = subj.size
+    res = min(h, w) / 512.0
+    if case == "textured_soft_body":
+        subj.softness = max(subj.softness, float(rng.uniform(2.0, 24.0) * res))
+        subj.body_tex = generated_texture(rng, subj.size, kind=2 if rng.random() < 0.7 else 0)
+    elif case == "fabric":
+        if subj.fabric is None:
+            _add_fabric(rng, subj, textures)
+        if rng.random() < 0.5:
+            subj.fabric_tex = jitter_colour(rng, bg, push=float(rng.uniform(0.0, 0.3)))
+    elif case == "patterned_background":
+        bg = generated_texture(rng, subj.size, kind=2)
+        if rng.random() < 0.3:
+            bg = imops.gaussian_blur(bg, float(rng.uniform(1.0, 4.0)) * res)
+        if subj.smoke is None and rng.random() < 0.5:
+            _add_smoke(rng, subj)
+        if subj.motion_blur is None and rng.random() < 0.3:
+            _add_motion_blur(rng, subj)
+    else:
+        raise ValueError(f"unknown texture case {case!r}: choose from {', '.join(TEXTURE_CASES)}")
+    return bg
+
+
 def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: Sequence[np.ndarray] | None = None,
                 textures: Sequence[np.ndarray] | None = None, linear: bool = False,
-                soft_edge_prob: float = SOFT_EDGE_PROB) -> Sample:
+                soft_edge_prob: float = SOFT_EDGE_PROB, texture_case_prob: float = 0.0) -> Sample:
     """One random composite.
 
     Args:
@@ -699,6 +759,8 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
             ``backgrounds``, and generated textures when both are None.
         linear: composite in linear light instead of display sRGB (see the module docstring).
         soft_edge_prob: chance of a defocused body edge (see :func:`make_subject`).
+        texture_case_prob: chance that the composite is one of :data:`TEXTURE_CASES` (drawn uniformly;
+            :func:`apply_texture_case`). 0 (the default) draws exactly the samples of earlier versions.
 
     Returns:
         :class:`Sample` with ``rgb``/``fg``/``bg`` ``[H, W, 3]`` and ``alpha`` ``[H, W]``, float32 sRGB in [0, 1].
@@ -708,6 +770,9 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
     textures = textures if textures is not None else backgrounds
     subj = make_subject(rng, size, textures, soft_edge_prob)
     bg = make_background(rng, size, backgrounds)
+    if texture_case_prob > 0.0 and rng.random() < texture_case_prob:
+        case = TEXTURE_CASES[int(rng.integers(len(TEXTURE_CASES)))]
+        bg = apply_texture_case(rng, case, subj, bg, textures)
     alpha, premult = render_subject(subj)
     return _composite(alpha, premult, bg, subj.body_tex, linear)
 
@@ -864,7 +929,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
                    textures: Sequence[np.ndarray] | None = None, lr_factor: int | None = None,
                    centre_prob: float = 0.85, sample_scale: tuple[float, float] = (1.0, 1.6),
                    kinds: Sequence[str] | None = None, linear: bool = False,
-                   threads: int | None = 1, soft_edge_prob: float = SOFT_EDGE_PROB) -> dict[str, torch.Tensor]:
+                   threads: int | None = 1, soft_edge_prob: float = SOFT_EDGE_PROB,
+                   texture_case_prob: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of SHM training crops from fresh synthetic composites.
 
     Each item composites a sample ``crop * U(sample_scale)`` px on a side, takes a ``crop²`` window centred
@@ -874,7 +940,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     network's view, and bilinearly upsamples the low-res prior back to the crop (``prior_hr``).
     ``kinds`` restricts the degradations (default: all of :data:`PRIOR_KINDS`). Generation runs with
     ``threads`` torch threads (restored afterwards; 1 is fastest for crops, None leaves the setting).
-    ``soft_edge_prob``: chance of a defocused body edge per composite (see :func:`make_subject`).
+    ``soft_edge_prob``: chance of a defocused body edge per composite (see :func:`make_subject`);
+    ``texture_case_prob``: chance of one of :data:`TEXTURE_CASES` per composite (see :func:`make_sample`).
 
     Returns:
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
@@ -884,13 +951,13 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     """
     with torch_threads(threads):
         return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
-                               sample_scale, kinds, linear, soft_edge_prob)
+                               sample_scale, kinds, linear, soft_edge_prob, texture_case_prob)
 
 
 def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds: Sequence[np.ndarray] | None,
                     textures: Sequence[np.ndarray] | None, lr_factor: int | None, centre_prob: float,
                     sample_scale: tuple[float, float], kinds: Sequence[str] | None,
-                    linear: bool, soft_edge_prob: float) -> dict[str, torch.Tensor]:
+                    linear: bool, soft_edge_prob: float, texture_case_prob: float = 0.0) -> dict[str, torch.Tensor]:
     f = int(lr_factor) if lr_factor is not None else int(rng.choice([4, 8]))
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
@@ -899,7 +966,7 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
     for _ in range(batch):
         sh = int(round(crop * rng.uniform(*sample_scale)))
         sw = int(round(crop * rng.uniform(*sample_scale)))
-        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear, soft_edge_prob)
+        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear, soft_edge_prob, texture_case_prob)
         cy, cx = _crop_centre(rng, smp.alpha, centre_prob)
         y0 = int(np.clip(cy - crop // 2, 0, sh - crop))
         x0 = int(np.clip(cx - crop // 2, 0, sw - crop))

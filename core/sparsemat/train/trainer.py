@@ -100,6 +100,9 @@ class TrainConfig:
             :func:`~sparsemat.train.synth.training_batch` path).
         soft_edge_prob: chance that a synthetic body has a defocused edge (2–24 px ramp at 512 px, scaled with
             the composite) instead of a sharp one.
+        texture_case_prob: chance that a synthetic composite is one of
+            :data:`~sparsemat.train.synth.TEXTURE_CASES` (a textured body behind a defocused edge, a woven fabric,
+            a patterned background behind smoke or motion blur); 0 draws the composites of earlier versions.
         whole_view: cut each crop's prior from its whole composite's degraded matte and give colour-sample SHMs
             the colour estimates of the whole composite's low-resolution view, as the engine computes them on a
             plate (:class:`~sparsemat.train.datasets.WholeView`); off: each crop degrades and estimates alone.
@@ -147,6 +150,7 @@ class TrainConfig:
     sample_scale: tuple[float, float] = (1.0, 1.6)
     crops_per_sample: int = 1
     soft_edge_prob: float = SOFT_EDGE_PROB
+    texture_case_prob: float = 0.0
     whole_view: bool = False
     flat_weight: float = 0.0
     flat_window: int = 9
@@ -313,19 +317,20 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
     f = int(rng.choice(cfg_items["lr_factors"]))
     return _shm_batch(src, rng, cfg_items["batch"], cfg_items["crop"], f, kinds, False,
                       tuple(cfg_items.get("sample_scale", (1.0, 1.6))), int(cfg_items.get("crops_per_sample", 1)),
-                      float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB)), bool(cfg_items.get("whole_view", False)))
+                      float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB)), bool(cfg_items.get("whole_view", False)),
+                      float(cfg_items.get("texture_case_prob", 0.0)))
 
 
 def _shm_batch(src: Any, rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, sample_scale: tuple[float, ...], crops_per_sample: int,
-               soft_edge_prob: float, whole_view: bool = False) -> dict[str, np.ndarray]:
+               soft_edge_prob: float, whole_view: bool = False, texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
     """SHM crops from ``src``: from large composites when ``sample_scale``/``crops_per_sample`` differ from the
     defaults or ``whole_view`` is on, else from the default :func:`~sparsemat.train.synth.training_batch` path
     (training and validation crops are drawn the same way)."""
     large = crops_per_sample > 1 or tuple(sample_scale) != (1.0, 1.6) or whole_view
     return src.shm_batch(rng, batch, crop, factor, kinds, fixed_kinds=fixed_kinds,
                          sample_scale=tuple(sample_scale) if large else None, crops_per_sample=crops_per_sample,
-                         soft_edge_prob=soft_edge_prob, whole_view=whole_view)
+                         soft_edge_prob=soft_edge_prob, whole_view=whole_view, texture_case_prob=texture_case_prob)
 
 
 class BatchStream:
@@ -341,7 +346,8 @@ class BatchStream:
         self.cfg = cfg
         self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds),
                       "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample,
-                      "soft_edge_prob": cfg.soft_edge_prob, "whole_view": cfg.whole_view}
+                      "soft_edge_prob": cfg.soft_edge_prob, "whole_view": cfg.whole_view,
+                      "texture_case_prob": cfg.texture_case_prob}
         self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
         self.pool: ProcessPoolExecutor | None = None
@@ -524,7 +530,8 @@ class ShmTask:
                 f = self.cfg.lr_factors[(i // vb) % len(self.cfg.lr_factors)]
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
                 arr = _shm_batch(src, rng, vb, self.cfg.crop, f, kk, True, self.cfg.sample_scale,
-                                 self.cfg.crops_per_sample, self.cfg.soft_edge_prob, self.cfg.whole_view)
+                                 self.cfg.crops_per_sample, self.cfg.soft_edge_prob, self.cfg.whole_view,
+                                 self.cfg.texture_case_prob)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
