@@ -723,8 +723,7 @@ def apply_texture_case(rng: np.random.Generator, case: str, subj: Subject, bg: n
     * ``patterned_background``: a striped background (defocused 30 % of the time) behind the subject, which gets
       a smoke wisp (50 %, if it has none) and a motion blur (30 %, if it has none).
     """
-    h, w = subj.size
-    res = min(h, w) / 512.0
+    res = min(subj.size) / 512.0
     if case == "textured_soft_body":
         subj.softness = max(subj.softness, float(rng.uniform(2.0, 24.0) * res))
         subj.body_tex = generated_texture(rng, subj.size, kind=2 if rng.random() < 0.7 else 0)
@@ -957,7 +956,7 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
 def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds: Sequence[np.ndarray] | None,
                     textures: Sequence[np.ndarray] | None, lr_factor: int | None, centre_prob: float,
                     sample_scale: tuple[float, float], kinds: Sequence[str] | None,
-                    linear: bool, soft_edge_prob: float, texture_case_prob: float = 0.0) -> dict[str, torch.Tensor]:
+                    linear: bool, soft_edge_prob: float, texture_case_prob: float) -> dict[str, torch.Tensor]:
     f = int(lr_factor) if lr_factor is not None else int(rng.choice([4, 8]))
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
