@@ -272,6 +272,39 @@ def test_reset_head_starts_from_the_base(tmp_path: Path) -> None:
         train(_cfg(tmp_path / "c", steps=1, reset_head=True), quiet=True)
 
 
+def test_freeze_bn_keeps_the_initial_statistics(tmp_path: Path) -> None:
+    """With ``freeze_bn`` a fine-tune (validation included, which flips modules back to train mode) leaves every
+    batch-norm buffer of ``init`` untouched while the weights, BN scale and shift included, still learn; without it
+    the same fine-tune moves the statistics."""
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    init = str(tmp_path / "a" / "run" / "last.pt")
+    src = torch.load(init, weights_only=True)["state_dict"]
+    stats = [k for k in src if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(stats) > 30
+    train(_cfg(tmp_path / "f", steps=3, val_every=2, init=init, freeze_bn=True), quiet=True)
+    frozen = torch.load(tmp_path / "f" / "run" / "last.pt", weights_only=True)["state_dict"]
+    for k in stats:
+        assert torch.equal(frozen[k], src[k]), k
+    bn_weights = [k[: -len("running_mean")] + "weight" for k in stats if k.endswith("running_mean")]
+    assert any(not torch.equal(frozen[k], src[k]) for k in bn_weights)  # scale still learns
+    assert not torch.equal(frozen["head.4.weight"], src["head.4.weight"])
+    train(_cfg(tmp_path / "t", steps=3, val_every=2, init=init), quiet=True)
+    free = torch.load(tmp_path / "t" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert all(not torch.equal(free[k], src[k]) for k in stats if k.endswith("running_mean"))
+    with pytest.raises(SettingsError, match="--freeze-bn"):
+        train(_cfg(tmp_path / "c", steps=1, freeze_bn=True), quiet=True)
+
+
+def test_freeze_bn_flag_reaches_the_config(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    args = build_parser().parse_args(["train", "shm", "--init", "x.pt", "--freeze-bn", "--out", str(tmp_path)])
+    assert config_from_args(args).freeze_bn is True
+    args = build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])
+    assert config_from_args(args).freeze_bn is False
+
+
 def test_resume_without_checkpoint_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError):
         train(_cfg(tmp_path, resume=True), quiet=True)

@@ -82,6 +82,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=d.ema,
                         help="decay of a moving average of the weights that validation, best.pt and the exported "
                              "weights use, e.g. 0.999 (0: off) [%(default)s]")
+    parser.add_argument("--freeze-bn", action="store_true",
+                        help="with --init: keep the batch-norm statistics of the initial weights fixed while "
+                             "fine-tuning (scale and shift still learn)")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -131,6 +134,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
         texture_case_prob=args.texture_case_prob,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
+        freeze_bn=bool(getattr(args, "freeze_bn", False)),
     )
 
 

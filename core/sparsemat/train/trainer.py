@@ -113,6 +113,9 @@ class TrainConfig:
         ema: decay of an exponential moving average of the weights, updated after every step (0: off). When on,
             validation, ``best.pt`` and the deployable ``state_dict`` of ``last.pt`` are the average; ``last.pt``
             also keeps the raw weights (``train_state_dict``) so ``resume`` continues the same run.
+        freeze_bn: keep every batch-norm layer in inference mode while training: normalise with the running
+            statistics of ``init`` and leave them unchanged (scale and shift still learn), so a fine-tune on a
+            different data mix cannot move the normalisation the rest of the network relies on. Needs ``init``.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -156,6 +159,7 @@ class TrainConfig:
     flat_window: int = 9
     flat_contrast: float = 0.1
     ema: float = 0.0
+    freeze_bn: bool = False
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -237,6 +241,16 @@ def ema_update(avg: nn.Module, model: nn.Module, decay: float) -> None:
                 a.mul_(decay).add_(mine[name], alpha=1.0 - decay)
             else:
                 a.copy_(mine[name])
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool = False) -> None:
+    """``model.train()``; with ``freeze_bn`` every batch-norm layer (dense or sparse) stays in ``eval`` mode, so it
+    normalises with, and never updates, its running statistics."""
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def load_init_weights(model: nn.Module, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
@@ -725,7 +739,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = task.build().to(device)  # a resumed optimizer state is cast to the parameters' device on load
-    model.train()
+    if cfg.freeze_bn and not (cfg.init or cfg.resume):
+        raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
+    set_train_mode(model, cfg.freeze_bn)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     history: list[dict[str, Any]] = []
@@ -791,6 +807,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             validate(0, 0.0)
         for step in range(start, cfg.steps):
             t = time.time()
+            set_train_mode(model, cfg.freeze_bn)  # validation leaves every module in train mode
             batch = to_device(stream.get(step, cfg.steps), device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
