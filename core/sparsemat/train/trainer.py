@@ -735,12 +735,12 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
 def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     device = training_device(cfg.device)
     task = make_task(cfg)
+    if cfg.freeze_bn and not (cfg.init or cfg.resume):
+        raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = task.build().to(device)  # a resumed optimizer state is cast to the parameters' device on load
-    if cfg.freeze_bn and not (cfg.init or cfg.resume):
-        raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
     set_train_mode(model, cfg.freeze_bn)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
@@ -784,6 +784,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
         nonlocal best
         t = time.time()
         metrics = task.validate(avg or model)
+        set_train_mode(model, cfg.freeze_bn)  # validation leaves every module in train mode
         recent = step_losses[-cfg.log_every * 5:]
         terms = {f"loss_{k}": round(float(np.mean([t[k] for t in recent_terms])), 5) for k in recent_terms[0]} if recent_terms else {}
         row = {"step": step, "time_s": round(t_train, 1), "loss": float(np.mean(recent)) if recent else None,
@@ -807,7 +808,6 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             validate(0, 0.0)
         for step in range(start, cfg.steps):
             t = time.time()
-            set_train_mode(model, cfg.freeze_bn)  # validation leaves every module in train mode
             batch = to_device(stream.get(step, cfg.steps), device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
