@@ -455,3 +455,88 @@ def test_data_worker_exits_when_its_trainer_is_gone() -> None:
     proc = subprocess.run([sys.executable, "-c", code], timeout=60)
     assert proc.returncode == 0  # ended by the watchdog, not by reaching the end
     assert time.monotonic() - t0 < 25
+
+
+def test_batches_mark_texture_case_crops() -> None:
+    """Every SHM batch path carries ``texture [B, 1]``: all ones when every composite is a texture case, all zeros
+    when none is, and the flag does not change the crops drawn (same seed, same pixels)."""
+    from sparsemat.train.datasets import SyntheticSource
+    from sparsemat.train.synth import make_sample, training_batch
+
+    assert make_sample(3, (96, 96), texture_case_prob=1.0).texture_case is True
+    assert make_sample(3, (96, 96)).texture_case is False
+    src = SyntheticSource([])
+    for whole_view in (False, True):
+        for p, want in ((1.0, 1.0), (0.0, 0.0)):
+            b = src.shm_batch(np.random.default_rng(5), 3, 64, 2, ["down4"], sample_scale=(1.0, 1.2),
+                              crops_per_sample=2, whole_view=whole_view, texture_case_prob=p)
+            assert b["texture"].shape == (3, 1) and np.all(b["texture"] == want), (whole_view, p)
+    plain = training_batch(np.random.default_rng(2), 2, 64, lr_factor=2, texture_case_prob=1.0)
+    assert plain["texture"].shape == (2, 1) and bool(torch.all(plain["texture"] == 1.0))
+    a = src.shm_batch(np.random.default_rng(9), 2, 64, 2, ["blur"], texture_case_prob=0.5)
+    b = src.shm_batch(np.random.default_rng(9), 2, 64, 2, ["blur"], texture_case_prob=0.5)
+    assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["texture"], b["texture"])
+
+
+def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: Path) -> None:
+    """The distillation term is the Charbonnier floor (sqrt(eps) per site) when student and teacher agree, grows
+    when they differ, ignores texture-case items, and a distilled fine-tune stays closer to its teacher's output
+    than the same fine-tune without it."""
+    from sparsemat.train.trainer import ShmTask
+
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    init = str(tmp_path / "a" / "run" / "last.pt")
+    cfg = _cfg(tmp_path / "d", init=init, distill_weight=1.0)
+    task = ShmTask(cfg)
+    sd = torch.load(init, weights_only=True)["state_dict"]
+    student, teacher = task.build(), task.build()
+    student.load_state_dict(sd)
+    teacher.load_state_dict(sd)
+    student.eval()
+    task.teacher = teacher.eval()
+    batch = {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}
+    with torch.no_grad():
+        out = task.forward(student, batch).out
+    same = float(task.distill_loss(out.alpha, batch))
+    assert same < 1.01e-3  # sqrt(1e-6) per site, normalised by (sites + 1)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        out = task.forward(student, batch).out
+    moved = float(task.distill_loss(out.alpha, batch))
+    assert moved > 5 * same
+    batch["texture"] = torch.ones(batch["texture"].shape)
+    assert float(task.distill_loss(out.alpha, batch)) == 0.0  # every item a texture case: nothing to distil
+    # a fine-tune with the pull ends nearer its teacher than the same fine-tune without it
+    far = train(_cfg(tmp_path / "f", steps=6, init=init, lr=2e-2, warmup=1), quiet=True)
+    near = train(_cfg(tmp_path / "n", steps=6, init=init, lr=2e-2, warmup=1, distill_weight=20.0), quiet=True)
+    assert far["losses"] and near["losses"]
+    gaps = []
+    for run in ("f", "n"):
+        m = task.build()
+        m.load_state_dict(torch.load(tmp_path / run / "run" / "last.pt", weights_only=True)["state_dict"])
+        m.eval()
+        plain = {**batch, "texture": 0 * batch["texture"]}
+        with torch.no_grad():
+            gaps.append(float(task.distill_loss(task.forward(m, plain).out.alpha, plain)))
+    assert gaps[1] < gaps[0], gaps
+    with pytest.raises(SettingsError, match="--distill-weight"):
+        train(_cfg(tmp_path / "c", steps=1, distill_weight=1.0), quiet=True)
+    assert not (tmp_path / "c").exists()
+
+
+def _shm_test_batch() -> dict[str, np.ndarray]:
+    from sparsemat.train.datasets import SyntheticSource
+
+    return SyntheticSource([]).shm_batch(np.random.default_rng(4), 2, 64, 2, ["dilate", "blur"], fixed_kinds=True)
+
+
+def test_distill_weight_flag_reaches_the_config(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    args = build_parser().parse_args(["train", "shm", "--init", "x.pt", "--distill-weight", "0.5", "--out", str(tmp_path)])
+    assert config_from_args(args).distill_weight == 0.5
+    args = build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])
+    assert config_from_args(args).distill_weight == 0.0
+    assert cli_main(["train", "shm", "--distill-weight", "-1", "--out", str(tmp_path / "x")]) == 2

@@ -13,7 +13,8 @@
 
 Every source returns numpy batches in the layout of :func:`sparsemat.train.synth.training_batch` (float32,
 display sRGB in [0, 1]): SHM batches ``rgb [B,3,H,W]``, ``alpha``/``prior_hr [B,1,H,W]``, ``lr_rgb [B,3,h,w]``,
-``lr_prior [B,1,h,w]`` (with ``whole_view``, also ``est [B,6,H,W]``: see :class:`WholeView`); LPN batches
+``lr_prior [B,1,h,w]``, ``texture [B,1]`` (1.0 for crops of a texture-case composite; user data: 0) (with
+``whole_view``, also ``est [B,6,H,W]``: see :class:`WholeView`); LPN batches
 ``rgb [B,3,S,S]``, ``alpha [B,1,S,S]``.
 """
 
@@ -43,7 +44,7 @@ from sparsemat.train.synth import (
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".bmp"}
 
-_KEYS = ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior")
+_KEYS = ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "texture")
 WHOLE_VIEW_KINDS = 3
 """Degradation kinds drawn per composite with ``whole_view`` (each degrades the whole composite once; every crop
 of the composite takes one of them, so the kinds stay uniform over crops)."""
@@ -104,18 +105,21 @@ def training_photos(folder: str | None = None, exclude: Sequence[str] = ()) -> l
 
 def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, crops_per_sample: int,
-               composite: Callable[[], tuple[np.ndarray, np.ndarray]], whole_view: bool = False) -> dict[str, np.ndarray]:
-    """``batch`` SHM items, ``crops_per_sample`` cut from each ``composite()`` (``(rgb [H,W,3], alpha [H,W])``);
-    item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any). ``whole_view``: each crop's
-    prior and colour estimates come from its whole composite (:class:`WholeView`), and the random kinds of one
-    composite are drawn from :data:`WHOLE_VIEW_KINDS` of them."""
+               composite: Callable[[], tuple[np.ndarray, np.ndarray, bool]],
+               whole_view: bool = False) -> dict[str, np.ndarray]:
+    """``batch`` SHM items, ``crops_per_sample`` cut from each ``composite()`` (``(rgb [H,W,3], alpha [H,W],
+    texture_case)``); item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any).
+    ``whole_view``: each crop's prior and colour estimates come from its whole composite (:class:`WholeView`), and
+    the random kinds of one composite are drawn from :data:`WHOLE_VIEW_KINDS` of them. Every item also carries
+    ``texture [1]`` (1.0 when its composite is a texture case)."""
     from sparsemat.train.synth import PRIOR_KINDS
 
     out: dict[str, list[np.ndarray]] = {}
     n = 0
     with torch_threads(1):
         while n < batch:
-            rgb, alpha = _at_least(*composite(), crop)
+            rgb, alpha, textured = composite()
+            rgb, alpha = _at_least(rgb, alpha, crop)
             view = WholeView(rgb, alpha, factor, rng) if whole_view else None
             pool = list(kinds) if kinds else list(PRIOR_KINDS)
             if view is not None and not fixed_kinds:
@@ -127,6 +131,7 @@ def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kin
                 elif kinds or view is not None:
                     kind = str(rng.choice(pool))
                 item = shm_crops_from(rng, rgb, alpha, crop, factor, kind, view=view)
+                item["texture"] = np.array([float(textured)], dtype=np.float32)
                 for k, v in item.items():
                     out.setdefault(k, []).append(v)
                 n += 1
@@ -274,12 +279,12 @@ class SyntheticSource:
         if sample_scale is not None or crops_per_sample > 1 or whole_view:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
 
-            def composite() -> tuple[np.ndarray, np.ndarray]:
+            def composite() -> tuple[np.ndarray, np.ndarray, bool]:
                 short = int(round(crop * rng.uniform(lo, hi)))
                 long = int(round(short * rng.uniform(1.0, 1.6)))
                 smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos,
                                   soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
-                return smp.rgb, smp.alpha
+                return smp.rgb, smp.alpha, smp.texture_case
 
             return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view)
         if fixed_kinds and kinds:
@@ -343,7 +348,7 @@ class _CompositeSource:
         composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale``, ``soft_edge_prob`` and
         ``texture_case_prob`` shape synthetic composites only: user composites keep their own size and edges."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
-                          lambda: self.composite(rng, crop), whole_view)
+                          lambda: (*self.composite(rng, crop), False), whole_view)
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
                   kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:

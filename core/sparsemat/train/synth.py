@@ -69,12 +69,14 @@ class Sample:
         alpha: ``[H, W]`` float32 in [0, 1], the ground-truth matte.
         fg: ``[H, W, 3]`` float32 display sRGB in [0, 1], foreground colour (defined everywhere).
         bg: ``[H, W, 3]`` float32 display sRGB in [0, 1], background plate.
+        texture_case: True when the composite is one of :data:`TEXTURE_CASES` (:func:`make_sample`).
     """
 
     rgb: np.ndarray
     alpha: np.ndarray
     fg: np.ndarray
     bg: np.ndarray
+    texture_case: bool = False
 
 
 def as_rng(rng: RngLike) -> np.random.Generator:
@@ -762,18 +764,22 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
             :func:`apply_texture_case`). 0 (the default) draws exactly the samples of earlier versions.
 
     Returns:
-        :class:`Sample` with ``rgb``/``fg``/``bg`` ``[H, W, 3]`` and ``alpha`` ``[H, W]``, float32 sRGB in [0, 1].
+        :class:`Sample` with ``rgb``/``fg``/``bg`` ``[H, W, 3]`` and ``alpha`` ``[H, W]``, float32 sRGB in [0, 1],
+        and ``texture_case`` set when a texture case was drawn.
     """
     rng = as_rng(rng)
     size = (int(size[0]), int(size[1]))
     textures = textures if textures is not None else backgrounds
     subj = make_subject(rng, size, textures, soft_edge_prob)
     bg = make_background(rng, size, backgrounds)
-    if texture_case_prob > 0.0 and rng.random() < texture_case_prob:
+    textured = texture_case_prob > 0.0 and rng.random() < texture_case_prob
+    if textured:
         case = TEXTURE_CASES[int(rng.integers(len(TEXTURE_CASES)))]
         bg = apply_texture_case(rng, case, subj, bg, textures)
     alpha, premult = render_subject(subj)
-    return _composite(alpha, premult, bg, subj.body_tex, linear)
+    smp = _composite(alpha, premult, bg, subj.body_tex, linear)
+    smp.texture_case = bool(textured)
+    return smp
 
 
 # ----------------------------------------------------------------------------------------------- sequences
@@ -945,8 +951,9 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     Returns:
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
         ``rgb`` [B, 3, H, W], ``alpha`` [B, 1, H, W], ``prior_hr`` [B, 1, H, W], ``lr_rgb`` [B, 3, h, w],
-        ``lr_prior`` [B, 1, h, w], ``fg`` [B, 3, H, W], ``bg`` [B, 3, H, W] and ``lr_factor`` (0-d int64),
-        with ``H = W = crop`` and ``h = w = crop // lr_factor``.
+        ``lr_prior`` [B, 1, h, w], ``fg`` [B, 3, H, W], ``bg`` [B, 3, H, W], ``texture`` [B, 1] (1: the item's
+        composite is a texture case) and ``lr_factor`` (0-d int64), with ``H = W = crop`` and
+        ``h = w = crop // lr_factor``.
     """
     with torch_threads(threads):
         return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
@@ -961,7 +968,8 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
     lr = crop // f
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "fg", "bg")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "fg", "bg",
+                                                        "texture")}
     for _ in range(batch):
         sh = int(round(crop * rng.uniform(*sample_scale)))
         sw = int(round(crop * rng.uniform(*sample_scale)))
@@ -985,6 +993,7 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
         out["lr_prior"].append(lr_prior[None])
         out["prior_hr"].append(imops.resize(lr_prior, (crop, crop), mode="bilinear")[None])
         out["lr_rgb"].append(imops.resize(parts["rgb"], (lr, lr), mode="area").transpose(2, 0, 1))
+        out["texture"].append(np.array([float(smp.texture_case)], dtype=np.float32))
     res = {k: torch.from_numpy(np.clip(np.stack(v), 0.0, 1.0).astype(np.float32)) for k, v in out.items()}
     res["lr_factor"] = torch.tensor(f)
     return res

@@ -116,6 +116,10 @@ class TrainConfig:
         freeze_bn: keep every batch-norm layer in inference mode while training: normalise with the running
             statistics of ``init`` and leave them unchanged (scale and shift still learn), so a fine-tune on a
             different data mix cannot move the normalisation the rest of the network relies on. Needs ``init``.
+        distill_weight: weight of a Charbonnier pull of the final alpha towards the ``init`` weights' own output on
+            the same input (the teacher: a frozen copy in inference mode), on the band of every crop whose
+            composite is not a texture case (batch ``texture``); 0: off. A fine-tune then learns the texture cases
+            while keeping what ``init`` already does on the rest. SHM only; needs ``init``.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -160,6 +164,7 @@ class TrainConfig:
     flat_contrast: float = 0.1
     ema: float = 0.0
     freeze_bn: bool = False
+    distill_weight: float = 0.0
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -458,6 +463,8 @@ class ShmTask:
         self.cfg = cfg
         self.backend = __import__("sparsemat.sparse", fromlist=["get_backend"]).get_backend("dense", "cpu")
         self._val: list[dict[str, Tensor]] | None = None
+        self.teacher: nn.Module | None = None
+        """The frozen ``init`` SHM for :attr:`TrainConfig.distill_weight` (set by the training loop)."""
 
     def build(self) -> nn.Module:
         """A new SHM of the configured widths."""
@@ -476,6 +483,11 @@ class ShmTask:
 
     def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> ShmPass:
         """Run the SHM on the band of ``batch`` as the engine's first level would."""
+        x, band, base = self.inputs(model, batch)
+        return ShmPass(model(x, batch["lr_rgb"], batch["lr_prior"]), band, base)
+
+    def inputs(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Any, Tensor, Tensor]:
+        """``(sparse input on the band, band [B,1,H,W] {0,1}, base alpha [B,1,H,W])`` of ``batch`` for ``model``."""
         prior = batch["prior_hr"]
         band = band_mask(prior, self.cfg.kernel)
         base = self.base_alpha(model, batch)
@@ -489,12 +501,12 @@ class ShmTask:
         coords = torch.nonzero(band[:, 0] > 0)
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
         b, _, h, w = prior.shape
-        x = self.backend.from_coords(coords, f, (h, w), b)
-        return ShmPass(model(x, batch["lr_rgb"], batch["lr_prior"]), band, base)
+        return self.backend.from_coords(coords, f, (h, w), b), band, base
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
-        (+ the flat-region pull towards the base alpha when ``flat_weight > 0``)."""
+        (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pull towards the teacher
+        outside texture cases when ``distill_weight > 0``)."""
         out, band, base = self.forward(model, batch)
         gt = batch["alpha"]
         terms: dict[str, float] = {}
@@ -523,7 +535,22 @@ class ShmTask:
                                               self.cfg.flat_contrast)
             terms["flat"] = float(fl.detach())
             total = total + self.cfg.flat_weight * fl
+        if self.cfg.distill_weight > 0 and self.teacher is not None:
+            dl = self.distill_loss(out.alpha, batch)
+            terms["distill"] = float(dl.detach())
+            total = total + self.cfg.distill_weight * dl
         return total, terms
+
+    def distill_loss(self, alpha: Any, batch: dict[str, Tensor]) -> Tensor:
+        """Charbonnier between the student's final ``alpha`` (``SparseMap`` on the band's sites) and the
+        teacher's on the same input, on the sites of items that are not texture cases (``batch["texture"]``;
+        all items when the batch has no such entry). 0-d float32."""
+        assert self.teacher is not None
+        with torch.no_grad():
+            x, _, _ = self.inputs(self.teacher, batch)
+            target = self.teacher(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
+        keep = 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
+        return losses.charbonnier(alpha.features, target, alpha.sites * keep)
 
     def val_set(self) -> list[dict[str, Tensor]]:
         """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
@@ -737,6 +764,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
+    if cfg.distill_weight > 0 and not (cfg.init and isinstance(task, ShmTask)):
+        raise SettingsError("--distill-weight", cfg.distill_weight,
+                            "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -751,6 +781,11 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     if cfg.init and not cfg.resume:
         init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
         load_init_weights(model, init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)")
+    if cfg.distill_weight > 0 and isinstance(task, ShmTask) and cfg.init:
+        teacher = task.build().to(device)
+        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
+        load_init_weights(teacher, init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)")
+        task.teacher = teacher.eval().requires_grad_(False)
     if cfg.reset_head:
         cfg_m = getattr(model, "cfg", None)
         if not (cfg.init and getattr(cfg_m, "residual", False)):
