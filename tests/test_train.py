@@ -495,18 +495,19 @@ def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: 
     student.eval()
     task.teacher = teacher.eval()
     batch = {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}
+    x = task.inputs(student, batch)[0]  # the student's sparse input, which the teacher reads too
     with torch.no_grad():
         out = task.forward(student, batch).out
-    same = float(task.distill_loss(out.alpha, batch))
+    same = float(task.distill_loss(out.alpha, x, batch))
     assert same < 1.01e-3  # sqrt(1e-6) per site, normalised by (sites + 1)
     with torch.no_grad():
         for p in student.parameters():
             p.add_(0.3 * torch.randn_like(p))
         out = task.forward(student, batch).out
-    moved = float(task.distill_loss(out.alpha, batch))
+    moved = float(task.distill_loss(out.alpha, x, batch))
     assert moved > 5 * same
     batch["texture"] = torch.ones(batch["texture"].shape)
-    assert float(task.distill_loss(out.alpha, batch)) == 0.0  # every item a texture case: nothing to distil
+    assert float(task.distill_loss(out.alpha, x, batch)) == 0.0  # every item a texture case: nothing to distil
     # a fine-tune with the pull ends nearer its teacher than the same fine-tune without it
     far = train(_cfg(tmp_path / "f", steps=6, init=init, lr=2e-2, warmup=1), quiet=True)
     near = train(_cfg(tmp_path / "n", steps=6, init=init, lr=2e-2, warmup=1, distill_weight=20.0), quiet=True)
@@ -518,7 +519,7 @@ def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: 
         m.eval()
         plain = {**batch, "texture": 0 * batch["texture"]}
         with torch.no_grad():
-            gaps.append(float(task.distill_loss(task.forward(m, plain).out.alpha, plain)))
+            gaps.append(float(task.distill_loss(task.forward(m, plain).out.alpha, task.inputs(m, plain)[0], plain)))
     assert gaps[1] < gaps[0], gaps
     with pytest.raises(SettingsError, match="--distill-weight"):
         train(_cfg(tmp_path / "c", steps=1, distill_weight=1.0), quiet=True)

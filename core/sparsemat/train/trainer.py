@@ -507,7 +507,8 @@ class ShmTask:
         """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
         (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pull towards the teacher
         outside texture cases when ``distill_weight > 0``)."""
-        out, band, base = self.forward(model, batch)
+        x, band, base = self.inputs(model, batch)
+        out = model(x, batch["lr_rgb"], batch["lr_prior"])
         gt = batch["alpha"]
         terms: dict[str, float] = {}
         total = gt.new_zeros(())
@@ -536,18 +537,18 @@ class ShmTask:
             terms["flat"] = float(fl.detach())
             total = total + self.cfg.flat_weight * fl
         if self.cfg.distill_weight > 0 and self.teacher is not None:
-            dl = self.distill_loss(out.alpha, batch)
+            dl = self.distill_loss(out.alpha, x, batch)
             terms["distill"] = float(dl.detach())
             total = total + self.cfg.distill_weight * dl
         return total, terms
 
-    def distill_loss(self, alpha: Any, batch: dict[str, Tensor]) -> Tensor:
+    def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor]) -> Tensor:
         """Charbonnier between the student's final ``alpha`` (``SparseMap`` on the band's sites) and the
-        teacher's on the same input, on the sites of items that are not texture cases (``batch["texture"]``;
-        all items when the batch has no such entry). 0-d float32."""
+        teacher's on the student's own sparse input ``x`` (:meth:`inputs`; the teacher is the same network), on the
+        sites of items that are not texture cases (``batch["texture"]``; all items when the batch has no such
+        entry). 0-d float32."""
         assert self.teacher is not None
         with torch.no_grad():
-            x, _, _ = self.inputs(self.teacher, batch)
             target = self.teacher(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
         keep = 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
         return losses.charbonnier(alpha.features, target, alpha.sites * keep)
@@ -778,14 +779,16 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     step_losses: list[float] = []
     recent_terms: list[dict[str, float]] = []
     best = float("inf")
-    if cfg.init and not cfg.resume:
+    distil = cfg.distill_weight > 0 and isinstance(task, ShmTask)
+    if cfg.init and (distil or not cfg.resume):
         init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
-        load_init_weights(model, init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)")
-    if cfg.distill_weight > 0 and isinstance(task, ShmTask) and cfg.init:
-        teacher = task.build().to(device)
-        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
-        load_init_weights(teacher, init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)")
-        task.teacher = teacher.eval().requires_grad_(False)
+        init_state, source = init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)"
+        if not cfg.resume:
+            load_init_weights(model, init_state, source)
+        if distil and isinstance(task, ShmTask):  # the teacher: the init weights, also on resume
+            teacher = task.build().to(device)
+            load_init_weights(teacher, init_state, source)
+            task.teacher = teacher.eval().requires_grad_(False)
     if cfg.reset_head:
         cfg_m = getattr(model, "cfg", None)
         if not (cfg.init and getattr(cfg_m, "residual", False)):
