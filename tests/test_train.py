@@ -526,6 +526,45 @@ def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: 
     assert not (tmp_path / "c").exists()
 
 
+def test_distill_grad_loss_matches_the_teachers_edges_outside_texture_cases(tmp_path: Path) -> None:
+    """The gradient pull is exactly 0 when student and teacher agree, positive when they differ, 0 when every item
+    is a texture case; a run with it trains and logs the term, and it is refused without --init."""
+    from sparsemat.train.trainer import ShmTask
+
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    init = str(tmp_path / "a" / "run" / "last.pt")
+    task = ShmTask(_cfg(tmp_path / "d", init=init, distill_grad_weight=1.0))
+    sd = torch.load(init, weights_only=True)["state_dict"]
+    student, teacher = task.build(), task.build()
+    student.load_state_dict(sd)
+    teacher.load_state_dict(sd)
+    student.eval()
+    task.teacher = teacher.eval()
+    batch = {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}
+
+    def grad_gap() -> float:
+        x, band, _ = task.inputs(student, batch)
+        with torch.no_grad():
+            alpha = student(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
+        blend = band * alpha + (1.0 - band) * batch["prior_hr"]
+        return float(task.distill_grad_loss(blend, band, x, batch))
+
+    assert grad_gap() == 0.0
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    assert grad_gap() > 1e-3
+    batch["texture"] = torch.ones(batch["texture"].shape)
+    assert grad_gap() == 0.0  # every item a texture case: nothing to distil
+    seen: list[dict[str, float]] = []
+    train(_cfg(tmp_path / "g", steps=2, init=init, distill_grad_weight=1.0), quiet=True,
+          on_step=lambda step, terms: seen.append(terms))
+    assert len(seen) == 2 and all("distill_grad" in t and "distill" not in t for t in seen), seen
+    with pytest.raises(SettingsError, match="--distill-grad-weight"):
+        train(_cfg(tmp_path / "c", steps=1, distill_grad_weight=1.0), quiet=True)
+    assert not (tmp_path / "c").exists()
+
+
 def _shm_test_batch() -> dict[str, np.ndarray]:
     from sparsemat.train.datasets import SyntheticSource
 
@@ -541,3 +580,6 @@ def test_distill_weight_flag_reaches_the_config(tmp_path: Path) -> None:
     args = build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])
     assert config_from_args(args).distill_weight == 0.0
     assert cli_main(["train", "shm", "--distill-weight", "-1", "--out", str(tmp_path / "x")]) == 2
+    args = build_parser().parse_args(["train", "shm", "--init", "x.pt", "--distill-grad-weight", "2", "--out", str(tmp_path)])
+    assert config_from_args(args).distill_grad_weight == 2.0
+    assert cli_main(["train", "shm", "--distill-grad-weight", "-1", "--out", str(tmp_path / "y")]) == 2

@@ -88,6 +88,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-weight", type=float, default=d.distill_weight,
                         help="SHM with --init: weight of a pull towards the initial weights' own output on crops "
                              "that are not texture cases (0: off) [%(default)s]")
+    parser.add_argument("--distill-grad-weight", type=float, default=d.distill_grad_weight,
+                        help="SHM with --init: weight of a pull of the matte's gradients towards the initial "
+                             "weights' own on the same crops (0: off) [%(default)s]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -117,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--flat-weight", args.flat_weight, "must be 0 (off) or positive")
     if getattr(args, "distill_weight", 0.0) < 0:
         raise SettingsError("--distill-weight", args.distill_weight, "must be 0 (off) or positive")
+    if getattr(args, "distill_grad_weight", 0.0) < 0:
+        raise SettingsError("--distill-grad-weight", args.distill_grad_weight, "must be 0 (off) or positive")
     if args.flat_window < 1 or args.flat_window % 2 == 0:
         raise SettingsError("--flat-window", args.flat_window, "must be an odd number of pixels (e.g. 5)")
     if args.flat_contrast <= 0:
@@ -141,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
+        distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),
     )
 
 

@@ -120,6 +120,10 @@ class TrainConfig:
             the same input (the teacher: a frozen copy in inference mode), on the band of every crop whose
             composite is not a texture case (batch ``texture``); 0: off. A fine-tune then learns the texture cases
             while keeping what ``init`` already does on the rest. SHM only; needs ``init``.
+        distill_grad_weight: weight of an L1 between the forward-difference gradients of the blend and of the
+            teacher's blend (its alpha in the band, the upsampled prior elsewhere) on the same crops and band as
+            ``distill_weight``; 0: off. It keeps the edge structure of ``init`` where the fine-tune has nothing new
+            to learn. SHM only; needs ``init``.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -165,6 +169,7 @@ class TrainConfig:
     ema: float = 0.0
     freeze_bn: bool = False
     distill_weight: float = 0.0
+    distill_grad_weight: float = 0.0
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -464,7 +469,8 @@ class ShmTask:
         self.backend = __import__("sparsemat.sparse", fromlist=["get_backend"]).get_backend("dense", "cpu")
         self._val: list[dict[str, Tensor]] | None = None
         self.teacher: nn.Module | None = None
-        """The frozen ``init`` SHM for :attr:`TrainConfig.distill_weight` (set by the training loop)."""
+        """The frozen ``init`` SHM for :attr:`TrainConfig.distill_weight` and ``distill_grad_weight`` (set by the
+        training loop)."""
 
     def build(self) -> nn.Module:
         """A new SHM of the configured widths."""
@@ -536,22 +542,45 @@ class ShmTask:
                                               self.cfg.flat_contrast)
             terms["flat"] = float(fl.detach())
             total = total + self.cfg.flat_weight * fl
-        if self.cfg.distill_weight > 0 and self.teacher is not None:
-            dl = self.distill_loss(out.alpha, x, batch)
-            terms["distill"] = float(dl.detach())
-            total = total + self.cfg.distill_weight * dl
+        if self.teacher is not None and (self.cfg.distill_weight > 0 or self.cfg.distill_grad_weight > 0):
+            teacher = self.teacher_alpha(x, batch)
+            if self.cfg.distill_weight > 0:
+                dl = self.distill_loss(out.alpha, x, batch, teacher)
+                terms["distill"] = float(dl.detach())
+                total = total + self.cfg.distill_weight * dl
+            if self.cfg.distill_grad_weight > 0:
+                dg = self.distill_grad_loss(blend, band, x, batch, teacher)
+                terms["distill_grad"] = float(dg.detach())
+                total = total + self.cfg.distill_grad_weight * dg
         return total, terms
 
-    def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor]) -> Tensor:
-        """Charbonnier between the student's final ``alpha`` (``SparseMap`` on the band's sites) and the
-        teacher's on the student's own sparse input ``x`` (:meth:`inputs`; the teacher is the same network), on the
-        sites of items that are not texture cases (``batch["texture"]``; all items when the batch has no such
-        entry). 0-d float32."""
+    def teacher_alpha(self, x: Any, batch: dict[str, Tensor]) -> Tensor:
+        """The teacher's final alpha ``[B, 1, H, W]`` float32 in [0, 1] (0 off its sites) on the student's own
+        sparse input ``x`` (:meth:`inputs`; the teacher is the same network), without gradients."""
         assert self.teacher is not None
         with torch.no_grad():
-            target = self.teacher(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
-        keep = 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
-        return losses.charbonnier(alpha.features, target, alpha.sites * keep)
+            return self.teacher(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
+
+    @staticmethod
+    def _keep(batch: dict[str, Tensor]) -> Tensor | float:
+        """``[B, 1, 1, 1]`` 1 for items that are not texture cases (``batch["texture"]``); 1.0 without it."""
+        return 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
+
+    def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor], teacher: Tensor | None = None) -> Tensor:
+        """Charbonnier between the student's final ``alpha`` (``SparseMap`` on the band's sites) and the
+        teacher's (``teacher``, else :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture
+        cases (all items when the batch has no ``texture`` entry). 0-d float32."""
+        target = self.teacher_alpha(x, batch) if teacher is None else teacher
+        return losses.charbonnier(alpha.features, target, alpha.sites * self._keep(batch))
+
+    def distill_grad_loss(self, blend: Tensor, band: Tensor, x: Any, batch: dict[str, Tensor],
+                          teacher: Tensor | None = None) -> Tensor:
+        """Gradient L1 (:func:`losses.gradient_loss`) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
+        in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the same way, over the band of
+        items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
+        target = self.teacher_alpha(x, batch) if teacher is None else teacher
+        t_blend = band * target + (1.0 - band) * batch["prior_hr"]
+        return losses.gradient_loss(blend, t_blend, band * self._keep(batch))
 
     def val_set(self) -> list[dict[str, Tensor]]:
         """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
@@ -765,9 +794,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
-    if cfg.distill_weight > 0 and not (cfg.init and isinstance(task, ShmTask)):
-        raise SettingsError("--distill-weight", cfg.distill_weight,
-                            "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
+    for flag, w in (("--distill-weight", cfg.distill_weight), ("--distill-grad-weight", cfg.distill_grad_weight)):
+        if w > 0 and not (cfg.init and isinstance(task, ShmTask)):
+            raise SettingsError(flag, w, "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -779,7 +808,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     step_losses: list[float] = []
     recent_terms: list[dict[str, float]] = []
     best = float("inf")
-    distil = cfg.distill_weight > 0 and isinstance(task, ShmTask)
+    distil = (cfg.distill_weight > 0 or cfg.distill_grad_weight > 0) and isinstance(task, ShmTask)
     if cfg.init and (distil or not cfg.resume):
         init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
         init_state, source = init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)"
