@@ -33,8 +33,10 @@ SHM_CONFIGS: dict[str, SHMConfig] = {
     "lite_cs": SHMConfig(stem=16, layers=(16, 32, 64, 96), decoder=(64, 48, 16), head=(16, 8), residual=True,
                          guided_prior=True, colour_samples=True, bytes_per_site=2000.0),
 }
-# lite_cs2: the lite_cs network trained on whole-composite views (--whole-view); the default (MODEL_CARD.md)
+# lite_cs2: the lite_cs network trained on whole-composite views (--whole-view); the default until 2026-12-03
 SHM_CONFIGS["lite_cs2"] = SHM_CONFIGS["lite_cs"]
+# lite_cs3: lite_cs2 fine-tuned with texture cases, frozen BN and distillation towards lite_cs2; the default (MODEL_CARD.md)
+SHM_CONFIGS["lite_cs3"] = SHM_CONFIGS["lite_cs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -95,7 +97,7 @@ def build_shm(name_or_path: str | Path = DEFAULT_MODEL, device: torch.device | s
     """Build an SHM in eval mode on ``device``.
 
     Args:
-        name_or_path: a registered variant (``lite_cs2`` the default, ``lite_cs``, ``lite``, ``paper``) — loads
+        name_or_path: a registered variant (``lite_cs3`` the default, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``) — loads
             the shipped ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
             the path of a checkpoint file.
         device: torch device.
