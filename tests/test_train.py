@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import OpenImageIO as oiio
@@ -478,23 +479,28 @@ def test_batches_mark_texture_case_crops() -> None:
     assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["texture"], b["texture"])
 
 
-def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: Path) -> None:
-    """The distillation term is the Charbonnier floor (sqrt(eps) per site) when student and teacher agree, grows
-    when they differ, ignores texture-case items, and a distilled fine-tune stays closer to its teacher's output
-    than the same fine-tune without it."""
+def _student_and_teacher(tmp_path: Path, **kw: object) -> tuple[Any, torch.nn.Module, dict[str, torch.Tensor], str]:
+    """A distillation ShmTask (``kw`` into its config) whose teacher and student (eval mode) both hold the weights of
+    a 2-step run, the ``init`` checkpoint's path and a test batch."""
     from sparsemat.train.trainer import ShmTask
 
     train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
     init = str(tmp_path / "a" / "run" / "last.pt")
-    cfg = _cfg(tmp_path / "d", init=init, distill_weight=1.0)
-    task = ShmTask(cfg)
+    task = ShmTask(_cfg(tmp_path / "d", init=init, **kw))
     sd = torch.load(init, weights_only=True)["state_dict"]
     student, teacher = task.build(), task.build()
     student.load_state_dict(sd)
     teacher.load_state_dict(sd)
     student.eval()
     task.teacher = teacher.eval()
-    batch = {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}
+    return task, student, {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}, init
+
+
+def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: Path) -> None:
+    """The distillation term is the Charbonnier floor (sqrt(eps) per site) when student and teacher agree, grows
+    when they differ, ignores texture-case items, and a distilled fine-tune stays closer to its teacher's output
+    than the same fine-tune without it."""
+    task, student, batch, init = _student_and_teacher(tmp_path, distill_weight=1.0)
     x = task.inputs(student, batch)[0]  # the student's sparse input, which the teacher reads too
     with torch.no_grad():
         out = task.forward(student, batch).out
@@ -529,18 +535,7 @@ def test_distill_loss_pulls_towards_the_teacher_outside_texture_cases(tmp_path: 
 def test_distill_grad_loss_matches_the_teachers_edges_outside_texture_cases(tmp_path: Path) -> None:
     """The gradient pull is exactly 0 when student and teacher agree, positive when they differ, 0 when every item
     is a texture case; a run with it trains and logs the term, and it is refused without --init."""
-    from sparsemat.train.trainer import ShmTask
-
-    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
-    init = str(tmp_path / "a" / "run" / "last.pt")
-    task = ShmTask(_cfg(tmp_path / "d", init=init, distill_grad_weight=1.0))
-    sd = torch.load(init, weights_only=True)["state_dict"]
-    student, teacher = task.build(), task.build()
-    student.load_state_dict(sd)
-    teacher.load_state_dict(sd)
-    student.eval()
-    task.teacher = teacher.eval()
-    batch = {k: torch.from_numpy(v) for k, v in _shm_test_batch().items()}
+    task, student, batch, init = _student_and_teacher(tmp_path, distill_grad_weight=1.0)
 
     def grad_gap() -> float:
         x, band, _ = task.inputs(student, batch)
