@@ -511,8 +511,9 @@ class ShmTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
-        (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pull towards the teacher
-        outside texture cases when ``distill_weight > 0``)."""
+        (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pulls towards the teacher
+        outside texture cases when ``distill_weight > 0`` (alpha) or ``distill_grad_weight > 0`` (gradients of the
+        blend), from one teacher pass)."""
         x, band, base = self.inputs(model, batch)
         out = model(x, batch["lr_rgb"], batch["lr_prior"])
         gt = batch["alpha"]
