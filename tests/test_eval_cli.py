@@ -196,6 +196,27 @@ def test_validation_passes_engine_knobs_to_the_engine(knob: str, value: float, k
     assert abs(shm[0] - shm[1]) > 1e-3
 
 
+def test_validation_budget_does_not_depend_on_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The yardstick refines every plate in one pass whatever the machine's free memory; an explicit budget is
+    passed to the engine (frames over it go through the cascade) and named in the report."""
+    import sparsemat.engine.session as session_mod
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("down4",), "metrics": ("mad", "grad"),
+                          "photos": []}
+    plain = validate(build_shm("lite"), **kw)
+    monkeypatch.setattr(session_mod, "default_budget", lambda *a, **k: 500)  # as if memory were nearly full
+    starved = validate(build_shm("lite"), **kw)
+    capped = validate(build_shm("lite"), max_active_pixels=500, **kw)
+    assert plain["setup"]["max_active_pixels"] == starved["setup"]["max_active_pixels"] == 144 * 256
+    assert [r["mad_unk"] for r in starved["rows"]] == [r["mad_unk"] for r in plain["rows"]]
+    assert capped["setup"]["max_active_pixels"] == 500 and "with max_active_pixels 500" in format_markdown(capped)
+    assert "max_active_pixels" not in format_markdown(plain)
+    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, capped)]
+    assert abs(shm[0] - shm[1]) > 1e-3  # over the budget: the cascade ran
+
+
 def test_validation_runs_the_engine_defaults_and_labels_the_guard() -> None:
     """The yardstick measures what an artist gets: the soft-edge guard at its knob default unless told otherwise."""
     from sparsemat.builders import build_shm

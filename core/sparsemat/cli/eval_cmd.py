@@ -49,6 +49,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                              f"[the knob's default, {knob('soft_edge_guard').default:g}; 0 = off]")
     parser.add_argument("--cascade-levels", type=int, default=None, choices=(1, 2, 3),
                         help="--validation: the engine's cascade_levels knob for prior+SHM [1]")
+    parser.add_argument("--max-active-pixels", type=int, default=None,
+                        help="--validation: the engine's active-pixel budget for prior+SHM [the plate's pixel count: "
+                             "one pass on any machine, not the engine's free-memory default]")
     parser.add_argument("--seed", type=int, default=None,
                         help="--validation: plate seed; any seed but the yardstick's 271828 draws a selection set")
     parser.add_argument("--kinds", default=None,

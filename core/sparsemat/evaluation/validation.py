@@ -120,7 +120,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
              kinds: Sequence[str] = ACCEPT_KINDS + EXTRA_KINDS, metrics: Sequence[str] = ("mad", "mse", "sad", "grad"),
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
-             soft_edge_guard: float | None = None, cascade_levels: int = 1) -> dict[str, Any]:
+             soft_edge_guard: float | None = None, cascade_levels: int = 1,
+             max_active_pixels: int = 0) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -134,6 +135,10 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         soft_edge_guard: the engine's ``soft_edge_guard`` knob for the ``shm`` method (0: off; None: the knob's
             default, as an artist gets it).
         cascade_levels: the engine's ``cascade_levels`` knob for the ``shm`` method (1: one full-resolution pass).
+        max_active_pixels: the engine's active-pixel budget for the ``shm`` method; 0 (default): the plate's pixel
+            count, so every frame is refined in one pass whatever this machine's free memory. (The engine's own
+            default derives the budget from free memory; left to it, a 4K plate with a wide band would drop into the
+            cascade when other jobs hold memory, and the same run would score differently from one day to the next.)
 
     Returns:
         ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
@@ -151,8 +156,10 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
     refiner = build_shm(model) if isinstance(model, (str, Path)) else model
     if soft_edge_guard is None:
         soft_edge_guard = float(knob("soft_edge_guard").default)
+    budget = max_active_pixels if max_active_pixels > 0 else size[0] * size[1]
     session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
-                               soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels), refiner=refiner)
+                               soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels,
+                               max_active_pixels=budget), refiner=refiner)
     t0 = time.time()
     plates = validation_plates(images, size, photos or None, seed)
     rows: list[dict[str, Any]] = []
@@ -171,7 +178,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         "setup": {"images": images, "size": list(size), "seed": seed, "kinds": list(kinds),
                   "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
                   "refine_strength": refine_strength, "soft_edge_guard": soft_edge_guard,
-                  "cascade_levels": cascade_levels,
+                  "cascade_levels": cascade_levels, "max_active_pixels": budget,
                   "seconds": round(time.time() - t0, 1)},
     }
 
@@ -222,6 +229,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     strength += f" with soft_edge_guard {guard:g}" if guard else " with the soft-edge guard off"
     if st.get("cascade_levels", 1) != 1:
         strength += f" with cascade_levels {st['cascade_levels']}"
+    if st.get("max_active_pixels", 0) not in (0, st["size"][0] * st["size"][1]):
+        strength += f" with max_active_pixels {st['max_active_pixels']}"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
                  "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
                  "Kinds in parentheses are reported outside the target.")
@@ -268,12 +277,14 @@ def main_from_args(args: argparse.Namespace) -> int:
     seed = getattr(args, "seed", None)
     guard = getattr(args, "soft_edge_guard", None)
     levels = getattr(args, "cascade_levels", None)
+    budget = getattr(args, "max_active_pixels", None)
     result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
                       seed=VALIDATION_SEED if seed is None else int(seed),
                       soft_edge_guard=None if guard is None else float(guard),
-                      cascade_levels=1 if levels is None else int(levels))
+                      cascade_levels=1 if levels is None else int(levels),
+                      max_active_pixels=0 if budget is None else int(budget))
     table = format_markdown(result)
     out = getattr(args, "out", None)
     if out:
