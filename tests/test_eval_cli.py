@@ -201,6 +201,7 @@ def test_validation_budget_does_not_depend_on_free_memory(monkeypatch: pytest.Mo
     passed to the engine (frames over it go through the cascade) and named in the report."""
     import sparsemat.engine.session as session_mod
     from sparsemat.builders import build_shm
+    from sparsemat.errors import BudgetWarning
     from sparsemat.evaluation.validation import validate
 
     kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("down4",), "metrics": ("mad", "grad"),
@@ -208,10 +209,11 @@ def test_validation_budget_does_not_depend_on_free_memory(monkeypatch: pytest.Mo
     plain = validate(build_shm("lite"), **kw)
     monkeypatch.setattr(session_mod, "default_budget", lambda *a, **k: 500)  # as if memory were nearly full
     starved = validate(build_shm("lite"), **kw)
-    capped = validate(build_shm("lite"), max_active_pixels=500, **kw)
+    with pytest.warns(BudgetWarning, match="exceed the budget of 2,000"):
+        capped = validate(build_shm("lite"), max_active_pixels=2000, **kw)
     assert plain["setup"]["max_active_pixels"] == starved["setup"]["max_active_pixels"] == 144 * 256
     assert [r["mad_unk"] for r in starved["rows"]] == [r["mad_unk"] for r in plain["rows"]]
-    assert capped["setup"]["max_active_pixels"] == 500 and "with max_active_pixels 500" in format_markdown(capped)
+    assert capped["setup"]["max_active_pixels"] == 2000 and "with max_active_pixels 2000" in format_markdown(capped)
     assert "max_active_pixels" not in format_markdown(plain)
     shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (plain, capped)]
     assert abs(shm[0] - shm[1]) > 1e-3  # over the budget: the cascade ran

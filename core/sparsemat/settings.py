@@ -126,8 +126,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "model", "Refiner model", "choice", DEFAULT_MODEL,
         "Refinement network. lite_cs3 (default) reads the colours on either side of the edge and suits "
-        "most mattes, including grown or coarse ones; lite_cs2 is the previous default (smoother "
-        "edges on grown mattes, less grain on noisy ones at 4K); lite_cs is the earlier version, best when the "
+        "most mattes, including grown, coarse or noisy ones; lite_cs2 is the previous default (slightly "
+        "smoother edges on grown mattes); lite_cs is the earlier version, best when the "
         "input matte is choked (eroded); lite ignores those colours and keeps a clean, sharp low-res "
         "matte closest to itself; paper is the full-size network from the paper. A path to a .pt "
         "checkpoint loads your own weights.",
