@@ -181,6 +181,7 @@ def test_validation_subset_is_never_accepted_and_selection_seed_is_labelled() ->
 @pytest.mark.parametrize(("knob", "value", "kind"), [
     ("soft_edge_guard", 1.0, "blur"),  # at τ = 1 only edges steeper than 1 per prior pixel keep full refinement
     ("cascade_levels", 2, "down4"),  # a half-resolution pass first changes the refined matte
+    ("kernel_size", 31, "erode"),  # a wider band reaches the choked prior's missing edge
 ])
 def test_validation_passes_engine_knobs_to_the_engine(knob: str, value: float, kind: str) -> None:
     from sparsemat.builders import build_shm
@@ -245,3 +246,29 @@ def test_module_entry_point_runs_the_guard_default(monkeypatch: pytest.MonkeyPat
     assert seen["soft_edge_guard"] is None
     validation.main(["--soft-edge-guard", "0"])
     assert seen["soft_edge_guard"] == 0.0
+
+
+def test_eval_validation_flags_reach_the_engine_settings(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``sparsemat eval --validation`` hands its engine flags to the yardstick; unset flags leave the defaults."""
+    from sparsemat.evaluation import validation
+
+    seen: list[dict[str, Any]] = []
+
+    def fake_validate(model: Any, images: int, size: tuple[int, int], **kw: Any) -> dict[str, Any]:
+        seen.append({"model": model, "images": images, "size": size, **kw})
+        return {"rows": [], "summary": [], "verdict": {}, "accepted": False,
+                "setup": {"images": images, "size": list(size), "seed": kw["seed"], "kinds": [], "model": model,
+                          "refine_strength": 1.0, "soft_edge_guard": 0.1, "cascade_levels": 1,
+                          "max_active_pixels": 0, "kernel_size": kw["kernel_size"] or 15}}
+
+    monkeypatch.setattr(validation, "validate", fake_validate)
+    monkeypatch.setattr(validation, "format_markdown", lambda result: "table")
+    assert cli_main(["eval", "--validation", "--kernel-size", "31", "--cascade-levels", "2",
+                     "--max-active-pixels", "5000", "--size", "640x360", "--images", "2"]) == 1
+    assert cli_main(["eval", "--validation", "--images", "1"]) == 1
+    capsys.readouterr()
+    flags, plain = seen
+    assert (flags["kernel_size"], flags["cascade_levels"], flags["max_active_pixels"]) == (31, 2, 5000)
+    assert (flags["size"], flags["images"]) == ((360, 640), 2)
+    assert (plain["kernel_size"], plain["cascade_levels"], plain["max_active_pixels"]) == (None, 1, 0)

@@ -52,6 +52,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-active-pixels", type=int, default=None,
                         help="--validation: the engine's active-pixel budget for prior+SHM [the plate's pixel count: "
                              "one pass on any machine, not the engine's free-memory default]")
+    parser.add_argument("--kernel-size", type=int, default=None,
+                        help="--validation: the engine's kernel_size knob (Edge width, odd px) for prior+SHM "
+                             f"[the knob's default, {knob('kernel_size').default}]")
     parser.add_argument("--seed", type=int, default=None,
                         help="--validation: plate seed; any seed but the yardstick's 271828 draws a selection set")
     parser.add_argument("--kinds", default=None,

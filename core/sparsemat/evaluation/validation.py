@@ -121,7 +121,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
              soft_edge_guard: float | None = None, cascade_levels: int = 1,
-             max_active_pixels: int = 0) -> dict[str, Any]:
+             max_active_pixels: int = 0, kernel_size: int | None = None) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -139,6 +139,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
             count, so every frame is refined in one pass whatever this machine's free memory. (The engine's own
             default derives the budget from free memory; left to it, a 4K plate with a wide band would drop into the
             cascade when other jobs hold memory, and the same run would score differently from one day to the next.)
+        kernel_size: the engine's ``kernel_size`` knob (Edge width, odd px) for the ``shm`` method; None: the knob's
+            default, as an artist gets it.
 
     Returns:
         ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
@@ -157,9 +159,11 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
     if soft_edge_guard is None:
         soft_edge_guard = float(knob("soft_edge_guard").default)
     budget = max_active_pixels if max_active_pixels > 0 else size[0] * size[1]
+    if kernel_size is None:
+        kernel_size = int(knob("kernel_size").default)
     session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
                                soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels,
-                               max_active_pixels=budget), refiner=refiner)
+                               max_active_pixels=budget, kernel_size=kernel_size), refiner=refiner)
     t0 = time.time()
     plates = validation_plates(images, size, photos or None, seed)
     rows: list[dict[str, Any]] = []
@@ -178,7 +182,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
         "setup": {"images": images, "size": list(size), "seed": seed, "kinds": list(kinds),
                   "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
                   "refine_strength": refine_strength, "soft_edge_guard": soft_edge_guard,
-                  "cascade_levels": cascade_levels, "max_active_pixels": budget,
+                  "cascade_levels": cascade_levels, "max_active_pixels": budget, "kernel_size": kernel_size,
                   "seconds": round(time.time() - t0, 1)},
     }
 
@@ -231,6 +235,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         strength += f" with cascade_levels {st['cascade_levels']}"
     if st.get("max_active_pixels", 0) not in (0, st["size"][0] * st["size"][1]):
         strength += f" with max_active_pixels {st['max_active_pixels']}"
+    if st.get("kernel_size", 15) != int(knob("kernel_size").default):
+        strength += f" with kernel_size {st['kernel_size']}"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
                  "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
                  "Kinds in parentheses are reported outside the target.")
@@ -278,13 +284,15 @@ def main_from_args(args: argparse.Namespace) -> int:
     guard = getattr(args, "soft_edge_guard", None)
     levels = getattr(args, "cascade_levels", None)
     budget = getattr(args, "max_active_pixels", None)
+    kernel = getattr(args, "kernel_size", None)
     result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
                       seed=VALIDATION_SEED if seed is None else int(seed),
                       soft_edge_guard=None if guard is None else float(guard),
                       cascade_levels=1 if levels is None else int(levels),
-                      max_active_pixels=0 if budget is None else int(budget))
+                      max_active_pixels=0 if budget is None else int(budget),
+                      kernel_size=None if kernel is None else int(kernel))
     table = format_markdown(result)
     out = getattr(args, "out", None)
     if out:
@@ -301,7 +309,7 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]
-    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T] [--cascade-levels L]``."""
+    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T] [--cascade-levels L] [--kernel-size K]``."""
     p = argparse.ArgumentParser(description="SparseMat validation yardstick")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--images", type=int, default=8)
@@ -313,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--soft-edge-guard", type=float, default=None)
     p.add_argument("--kinds", default=None)
     p.add_argument("--cascade-levels", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument("--kernel-size", type=int, default=None)
     return main_from_args(p.parse_args(argv))
 
 
