@@ -81,8 +81,10 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "kernel_size", "Edge width (kernel)", "int", 15,
-        "Width in pixels of the band around soft edges that gets refined (odd number). "
-        "Wider catches more hair but costs more time.",
+        "Width in pixels of the band around the input matte's edge that gets refined (odd number). "
+        "15 is what the shipped refiners were trained with; wider bands cost time and, in our validation, "
+        "quality (grown mattes were trimmed less), so widen it only where strands reach farther than the "
+        "band and check the result.",
         minimum=1, maximum=63,
     ),
     KnobSpec(
