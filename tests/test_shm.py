@@ -117,7 +117,7 @@ def test_parameter_counts() -> None:
     assert lite * 4 < 20e6  # fp32 weight file well under 20 MB
 
 
-@pytest.mark.parametrize("name", ["lite", "lite_cs", "lite_cs2", "lite_cs3"])
+@pytest.mark.parametrize("name", ["lite", "lite_cs", "lite_cs2", "lite_cs3", "lite_cs4"])
 def test_shipped_weights_load_as_registered(name: str) -> None:
     """Every trained variant ships its file, which fills the registered network (not a random init), and the weights
     folder stays within the 20 MB the project allows."""
@@ -133,9 +133,9 @@ def test_shipped_weights_load_as_registered(name: str) -> None:
         assert torch.equal(v, ckpt["state_dict"][k]), k
     assert float(model.head[-1].weight.detach().abs().sum()) > 0  # trained: the residual head is not the zero init
     assert sum(f.stat().st_size for f in WEIGHTS_DIR.glob("*.pt")) < 20e6
-    assert shipped_weight_path(DEFAULT_MODEL).is_file() and Settings().model == DEFAULT_MODEL == "lite_cs3"
-    if name in ("lite_cs2", "lite_cs3"):  # the same network as lite_cs, trained again: other weights
-        before = {"lite_cs2": "lite_cs", "lite_cs3": "lite_cs2"}[name]
+    assert shipped_weight_path(DEFAULT_MODEL).is_file() and Settings().model == DEFAULT_MODEL == "lite_cs4"
+    if name in ("lite_cs2", "lite_cs3", "lite_cs4"):  # the same network as lite_cs, trained again: other weights
+        before = {"lite_cs2": "lite_cs", "lite_cs3": "lite_cs2", "lite_cs4": "lite_cs3"}[name]
         other = torch.load(shipped_weight_path(before), map_location="cpu", weights_only=True)["state_dict"]
         assert not torch.equal(other["head.4.weight"], ckpt["state_dict"]["head.4.weight"])
 

@@ -35,8 +35,11 @@ SHM_CONFIGS: dict[str, SHMConfig] = {
 }
 # lite_cs2: the lite_cs network trained on whole-composite views (--whole-view); the default until 2026-12-03
 SHM_CONFIGS["lite_cs2"] = SHM_CONFIGS["lite_cs"]
-# lite_cs3: lite_cs2 fine-tuned with texture cases, frozen BN and distillation towards lite_cs2; the default (MODEL_CARD.md)
+# lite_cs3: lite_cs2 fine-tuned with texture cases, frozen BN and distillation towards lite_cs2; the default until 2026-12-06
 SHM_CONFIGS["lite_cs3"] = SHM_CONFIGS["lite_cs"]
+# lite_cs4: lite_cs3 trained on with grown, choked, noisy and compound mattes drawn more often, distilled towards
+# lite_cs3; the default (MODEL_CARD.md)
+SHM_CONFIGS["lite_cs4"] = SHM_CONFIGS["lite_cs"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -97,7 +100,7 @@ def build_shm(name_or_path: str | Path = DEFAULT_MODEL, device: torch.device | s
     """Build an SHM in eval mode on ``device``.
 
     Args:
-        name_or_path: a registered variant (``lite_cs3`` the default, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``) — loads
+        name_or_path: a registered variant (``lite_cs4`` the default, ``lite_cs3``, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``) — loads
             the shipped ``weights/shm_<name>.pt`` when it exists, else random init (logged as untrained) — or
             the path of a checkpoint file.
         device: torch device.

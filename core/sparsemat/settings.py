@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 
 from sparsemat.errors import SettingsError
 
-DEFAULT_MODEL = "lite_cs3"
+DEFAULT_MODEL = "lite_cs4"
 """The SHM the engine, the CLI, the demo and the yardstick use unless told otherwise (core/sparsemat/weights)."""
 
 KnobKind = Literal["float", "int", "bool", "choice", "string"]
@@ -127,13 +127,13 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "model", "Refiner model", "choice", DEFAULT_MODEL,
-        "Refinement network. lite_cs3 (default) reads the colours on either side of the edge and suits "
-        "most mattes, including grown, coarse or noisy ones; lite_cs2 is the previous default (slightly "
-        "smoother edges on grown mattes); lite_cs is the earlier version, best when the "
+        "Refinement network. lite_cs4 (default) reads the colours on either side of the edge and suits "
+        "most mattes, including grown, coarse or noisy ones; lite_cs3 and lite_cs2 are previous defaults, "
+        "kept so that older comps can render as before; lite_cs is the earlier version, best when the "
         "input matte is choked (eroded); lite ignores those colours and keeps a clean, sharp low-res "
         "matte closest to itself; paper is the full-size network from the paper. A path to a .pt "
         "checkpoint loads your own weights.",
-        choices=(DEFAULT_MODEL, "lite_cs2", "lite_cs", "lite", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
+        choices=(DEFAULT_MODEL, "lite_cs3", "lite_cs2", "lite_cs", "lite", "paper"), open_choice_prefixes=("/", "./", "~", "file:"),
     ),
     KnobSpec(
         "backend", "Backend", "choice", "auto",
