@@ -38,6 +38,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-frame", action="store_true", help="also list every frame")
     parser.add_argument("--validation", action="store_true",
                         help="run the validation yardstick (synthetic >=2K set, per prior degradation)")
+    add_validation_arguments(parser)
+
+
+def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the yardstick's flags (shared by ``sparsemat eval --validation`` and
+    ``python -m sparsemat.evaluation.validation``); unset flags stay None and
+    :func:`sparsemat.evaluation.validation.main_from_args` gives them their defaults."""
     parser.add_argument("--model", default=DEFAULT_MODEL, help="SHM for --validation [%(default)s]")
     parser.add_argument("--out", default=None, help="--validation: write results.json/results.md here")
     parser.add_argument("--images", type=int, default=None, help="--validation: number of plates")

@@ -308,20 +308,13 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sparsemat.evaluation.validation [--model M] [--images N] [--size WxH] [--out DIR] [--json]
-    [--refine-strength S] [--seed N] [--kinds K,...] [--soft-edge-guard T] [--cascade-levels L] [--kernel-size K]``."""
+    """``python -m sparsemat.evaluation.validation [--json]`` and the flags of ``sparsemat eval --validation``
+    (:func:`sparsemat.cli.eval_cmd.add_validation_arguments`)."""
+    from sparsemat.cli.eval_cmd import add_validation_arguments
+
     p = argparse.ArgumentParser(description="SparseMat validation yardstick")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--images", type=int, default=8)
-    p.add_argument("--size", default="2560x1440")
-    p.add_argument("--out", default=None)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--refine-strength", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=VALIDATION_SEED)
-    p.add_argument("--soft-edge-guard", type=float, default=None)
-    p.add_argument("--kinds", default=None)
-    p.add_argument("--cascade-levels", type=int, default=1, choices=(1, 2, 3))
-    p.add_argument("--kernel-size", type=int, default=None)
+    add_validation_arguments(p)
     return main_from_args(p.parse_args(argv))
 
 
