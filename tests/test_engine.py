@@ -172,7 +172,7 @@ def test_over_budget_goes_through_cascade_without_crashing() -> None:
         res = _session(max_active_pixels=max(1, n_band // 3)).render(1, src)
     assert res.stats.cascade_scales[0] == 0.25  # escalated to the cascade
     assert res.stats.warnings and any("budget" in str(w.message) for w in caught)
-    assert any("softens detail" in w and "Raise Active-pixel budget" in w for w in res.stats.warnings)
+    assert any("softens fine detail" in w and "Raise Active-pixel budget" in w for w in res.stats.warnings)
     assert res.alpha.shape == (H, W) and np.isfinite(res.alpha).all()
 
 
@@ -291,6 +291,36 @@ def test_cascade_full_resolution_pass_sees_full_resolution_inputs(monkeypatch: p
     results = [sess.render(f, _sequence(3)) for f in (1, 2)]
     assert results[1].stats.cascade_scales == [0.5, 1.0] and not results[1].stats.keyframe
     assert results[1].stats.temporal_reused and all(a == b == c for a, b, c in calls)
+
+
+def test_cascade_levels_hand_the_refiner_the_matte_refined_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a coarse level, the refiner's low-res prior (context, colour samples) and its guided prior feature
+    come from the matte refined so far, resampled to the prior's size, not from the frame's original prior."""
+    import sparsemat.engine.session as session_mod
+    from sparsemat.engine.guided import guided_coefficients
+    from sparsemat.engine.resize import resize_plane
+
+    real = session_mod.refine_sites
+    calls: list[dict[str, torch.Tensor]] = []
+
+    def spy(refiner, backend, rgb_hwc, prior, mask, lr_rgb, lr_prior, **kwargs):  # type: ignore[no-untyped-def]
+        guide = kwargs["guide"]
+        calls.append({"prior": prior.clone(), "lr_rgb": lr_rgb, "lr_prior": lr_prior.clone(), "a": guide[0], "b": guide[1]})
+        return real(refiner, backend, rgb_hwc, prior, mask, lr_rgb, lr_prior, **kwargs)
+
+    monkeypatch.setattr(session_mod, "refine_sites", spy)
+    _session(cascade_levels=1).render(1, _sequence(1))
+    first = calls.pop()["lr_prior"]  # the frame's own low-res prior, as one full-resolution pass gets it
+    lr_size = (int(first.shape[-2]), int(first.shape[-1]))
+    res = _session(cascade_levels=3).render(1, _sequence(1))
+    assert res.stats.cascade_scales == [0.25, 0.5, 1.0] and len(calls) == 3
+    assert torch.equal(calls[0]["lr_prior"], first)  # the coarsest level refines the frame's own prior
+    for call in calls[1:]:
+        handed = resize_plane(call["prior"], lr_size)[None, None].clamp(0, 1)
+        assert torch.allclose(call["lr_prior"], handed, atol=1e-6)
+        assert float((call["lr_prior"] - first).abs().max()) > 1e-3  # the coarse levels changed the matte
+        a, b = guided_coefficients(call["lr_rgb"], handed)
+        assert torch.allclose(call["a"], a, atol=1e-6) and torch.allclose(call["b"], b, atol=1e-6)
 
 
 def test_recurrent_prior_preroll_on_a_fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
