@@ -313,8 +313,8 @@ class Session:
         if len(scales) < 3 and n_full > stats.budget:
             msg = (
                 f"Frame {frame}: {n_full:,} active pixels exceed the budget of {stats.budget:,}; "
-                "the frame went through the 0.25/0.5/1.0 cascade, which softens fine detail (in our validation 12 % "
-                "more matte error on average, up to twice as much where the prior was already close). Raise "
+                "the frame went through the 0.25/0.5/1.0 cascade, which softens fine detail (in our validation up to "
+                "12 % more matte error on average, up to twice as much where the prior was already close). Raise "
                 "Active-pixel budget or lower Edge width (kernel) to refine it in one pass."
             )
             stats.warnings.append(msg)
