@@ -305,7 +305,8 @@ def test_cascade_levels_hand_the_refiner_the_matte_refined_so_far(monkeypatch: p
 
     def spy(refiner, backend, rgb_hwc, prior, mask, lr_rgb, lr_prior, **kwargs):  # type: ignore[no-untyped-def]
         guide = kwargs["guide"]
-        calls.append({"prior": prior.clone(), "lr_rgb": lr_rgb, "lr_prior": lr_prior.clone(), "a": guide[0], "b": guide[1]})
+        calls.append({"prior": prior.clone(), "lr_rgb": lr_rgb, "lr_prior": lr_prior.clone(),
+                      "a": guide[0], "b": guide[1]})
         return real(refiner, backend, rgb_hwc, prior, mask, lr_rgb, lr_prior, **kwargs)
 
     monkeypatch.setattr(session_mod, "refine_sites", spy)

@@ -379,13 +379,14 @@ class Session:
                 # colour samples) and, for guided-input refiners, the guided upsampling of it (also for a
                 # full-resolution matte input). After a coarse level, the matte refined so far is that prior,
                 # resampled to the prior's size: refining it against the frame's original low-res prior instead
-                # mixes two mattes the refiner never saw together (measured: 12 % more matte error at 2 levels, 25 % at 3).
+                # mixes two mattes the refiner never saw together (measured: 12 % more matte error at 2 levels,
+                # 25 % at 3; docs/models.md, "Twenty-second session").
                 lvl_lr_prior = lr_prior if last_scale is None else resize_plane(cur, lr_size)[None, None].clamp(0, 1)
                 guide = guided_coefficients(lr_rgb, lvl_lr_prior) if wants_guided_prior(self.refiner) else None
                 colour_est = colour_estimates(lr_rgb, lvl_lr_prior) if wants_colour_samples(self.refiner) else None
                 values, macs = refine_sites(
-                    self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lvl_lr_prior, ctx=self._ctx(), guide=guide,
-                    colour_est=colour_est, strength=s.refine_strength, gate=gate,
+                    self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lvl_lr_prior, ctx=self._ctx(),
+                    guide=guide, colour_est=colour_est, strength=s.refine_strength, gate=gate,
                 )
                 gmacs += macs / 1e9
             with timer("blend"):
