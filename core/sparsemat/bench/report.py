@@ -188,7 +188,7 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                                    f"active ({_ratio(d['compute_peak_extra_bytes'], s['compute_peak_extra_bytes']):.1f}× "
                                    "on compute peak)"))
     for cfg in result["plan"]["configs"]:
-        limit = 10.0 if cfg == "paper" else 3.0  # the lite network (lite, lite_cs, lite_cs2, lite_cs3, lite_cs4) has the 3 s target
+        limit = 10.0 if cfg == "paper" else 3.0  # every lite-network config has the 3 s target
         s = _find(result, "4k", cfg, "sparse")
         if s:
             ok = s["total_seconds"] <= limit
