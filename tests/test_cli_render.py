@@ -362,7 +362,7 @@ def test_overlay_adds_sparsity_channels(seq: Fixture, tmp_path: Path, capsys: py
 
 
 def test_chunked_equals_sequential(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    common = ("--keyframe-interval", "3")
+    common = ("--keyframe-interval", "3", "--temporal")
     status, _, err = _render(capsys, seq, "--frames", "1-8", *common, output=str(tmp_path / "seq/o.####.exr"))
     assert status == 0, err
     for chunk in ("1-4", "5-8"):

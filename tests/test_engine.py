@@ -108,7 +108,7 @@ def test_locked_off_sequence_reuses_previous_alpha() -> None:
     # a small change in one corner of the plate only
     src.frames[2].rgb = src.frames[1].rgb.copy()
     src.frames[2].rgb[0:10, 0:10] += 0.2
-    sess = _session(keyframe_interval=0)
+    sess = _session(keyframe_interval=0, temporal=True)
     r1 = sess.render(1, src)
     r2 = sess.render(2, src)
     assert r2.stats.temporal_reused and not r2.stats.keyframe
@@ -134,9 +134,9 @@ def test_frame_jump_resets_history_and_size_change_warns() -> None:
 @pytest.mark.parametrize("interval", [4, 5])
 def test_chunked_render_equals_sequential(interval: int) -> None:
     src = _sequence(12)
-    seq = _session(keyframe_interval=interval)
+    seq = _session(keyframe_interval=interval, temporal=True)
     full = [seq.render(f, src).alpha for f in range(1, 13)]
-    chunk_a, chunk_b = _session(keyframe_interval=interval), _session(keyframe_interval=interval)
+    chunk_a, chunk_b = (_session(keyframe_interval=interval, temporal=True) for _ in range(2))
     parts = [chunk_a.render(f, src).alpha for f in range(1, 7)] + [chunk_b.render(f, src).alpha for f in range(7, 13)]
     for f, (x, y) in enumerate(zip(full, parts, strict=True), start=1):
         assert np.array_equal(x, y), f"frame {f} differs between sequential and chunked renders"
@@ -146,9 +146,39 @@ def test_chunked_render_equals_sequential(interval: int) -> None:
 
 def test_keyframes_are_spatial_only() -> None:
     src = _sequence(5)
-    sess = _session(keyframe_interval=4)
+    sess = _session(keyframe_interval=4, temporal=True)
     stats = [sess.render(f, src).stats for f in range(1, 6)]
     assert [s.keyframe for s in stats] == [True, False, False, True, False]
+
+
+def test_temporal_reuse_is_off_by_default() -> None:
+    """Measured: reuse cost matte accuracy and steadiness on every test sequence (docs/method.md §3), so by default
+    each frame is refined on its own: no frame reuses history, and a frame comes out the same whether the session
+    rendered the frames before it or not."""
+    src = _sequence(4, moving=False)
+    sess = _session(keyframe_interval=0)
+    results = [sess.render(f, src) for f in range(1, 5)]
+    assert all(r.stats.keyframe and not r.stats.temporal_reused and r.temporal is None for r in results)
+    assert np.array_equal(results[-1].alpha, _session(keyframe_interval=0).render(4, src).alpha)
+    reusing = _session(keyframe_interval=0, temporal=True)
+    assert [reusing.render(f, src).stats.temporal_reused for f in range(1, 5)] == [False, True, True, True]
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_a_render_reads_earlier_frames_exactly_when_the_settings_say_so(temporal: bool) -> None:
+    """Hosts copy input frames by :meth:`Settings.reads_earlier_frames`; the engine must not read any other."""
+    src = _sequence(7)
+    read: list[int] = []
+
+    class Recording(ArraySource):
+        def __call__(self, frame: int) -> FrameInput:
+            read.append(frame)
+            return super().__call__(frame)
+
+    sess = _session(keyframe_interval=4, temporal=temporal)
+    sess.render(7, Recording(src.frames))
+    assert sess.settings.reads_earlier_frames(has_matte=True) == temporal
+    assert read == ([4, 5, 6, 7] if temporal else [7])
 
 
 def test_missing_matte_for_input_prior_names_the_frame() -> None:
@@ -287,7 +317,7 @@ def test_cascade_full_resolution_pass_sees_full_resolution_inputs(monkeypatch: p
     assert int(res.active.sum()) == res.stats.active_pixels  # the overlay shows what the last pass refined
 
     calls.clear()  # a cascade frame with temporal history: the full-resolution pass meets the change map
-    sess = _session(cascade_levels=2, keyframe_interval=0)
+    sess = _session(cascade_levels=2, keyframe_interval=0, temporal=True)
     results = [sess.render(f, _sequence(3)) for f in (1, 2)]
     assert results[1].stats.cascade_scales == [0.5, 1.0] and not results[1].stats.keyframe
     assert results[1].stats.temporal_reused and all(a == b == c for a, b, c in calls)

@@ -56,6 +56,16 @@ def test_frames_to_render_and_input_spans(tmp_path: Path) -> None:
     # frames 12-13 with keyframes every 8: pre-roll from 8; 9-10 already cached for the source only
     assert cache.input_spans([12, 13], 1, 8, [src, out]) == [[(8, 8), (11, 13)], [(8, 13)]]
     assert cache.input_spans([2], 5, 8, [src]) == [[(2, 2)]]  # never before the first asked frame
+    assert cache.input_spans([12, 13], 1, 8, [src, out], preroll=False) == [[(12, 13)], [(12, 13)]]
+
+
+def test_settings_say_when_a_render_reads_earlier_frames() -> None:
+    assert not Settings().reads_earlier_frames(has_matte=True)  # matte in, temporal reuse off: frames stand alone
+    assert Settings(temporal=True).reads_earlier_frames(has_matte=True)
+    assert Settings().reads_earlier_frames(has_matte=False)  # auto may pick RVM, which keeps recurrent state
+    assert Settings(prior="rvm").reads_earlier_frames(has_matte=True)
+    assert Settings(prior="onnx:/m/matte.onnx").reads_earlier_frames(has_matte=True)
+    assert not Settings(prior="lpn").reads_earlier_frames(has_matte=False)
 
 
 def test_cache_key_follows_settings_model_and_inputs(tmp_path: Path) -> None:
@@ -74,7 +84,7 @@ def test_cache_key_follows_settings_model_and_inputs(tmp_path: Path) -> None:
 def test_engine_flags_round_trip_through_the_cli_parser() -> None:
     from sparsemat.cli.knobs import add_engine_flags, settings_from_args
 
-    settings = Settings(prior="lpn", threshold=0.125, temporal=False, kernel_size=31, refine_strength=0.25,
+    settings = Settings(prior="lpn", threshold=0.125, temporal=True, kernel_size=31, refine_strength=0.25,
                         cascade_levels=2, max_active_pixels=5000, keyframe_interval=0, model="paper", backend="dense", device="cpu",
                         prior_size=300)
     parser = argparse.ArgumentParser()

@@ -92,7 +92,7 @@ def test_double_rejects_what_nuke_rejects(session: NukeSession) -> None:
         session.nuke.execute(node.node(K.READ_RESULT), 1, 1)
 
 
-NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": False, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25,
+NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": True, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25,
                "cascade_levels": 3, "max_active_pixels": 1000, "keyframe_interval": 4, "model": "paper", "backend": "dense",
                "device": "cpu", "prior_size": 256, "output_mode": "premult", "overlay": "tint"}
 
@@ -295,6 +295,30 @@ def test_batch_callback_fills_exactly_the_missing_frames(tmp_path: Path, monkeyp
     s.nuke.rawArgs = ["nuke", "-F", "1-6", "-X", write.name(), "-x", "shot.nk"]
     s.nuke.execute(write, 1, 6)  # everything cached: the engine is not started again
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_inputs_are_pre_rolled_only_when_the_render_reads_earlier_frames(tmp_path: Path, monkeypatch) -> None:
+    """With a matte connected and Temporal reuse off (the default) each frame stands alone: only the asked frames
+    are copied to the input cache. With Temporal reuse on, a chunk also needs the frames back to its keyframe."""
+    from sparsemat_nuke import node as sm_node
+
+    configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(tmp_path / "engine.log"))
+    s = NukeSession(tmp_path, gui=False)
+    node = s.make_node(matte=True)
+    write = s.nuke.nodes.Write(file=(tmp_path / "comp" / "comp.%04d.exr").as_posix())
+    write.setInput(0, node)
+    s.nuke.rawArgs = ["nuke", "-F", "5-6", "-X", write.name(), "-x", "shot.nk"]
+    s.nuke.execute(write, 5, 6)
+    state = sm_node.refresh(node)
+    assert state is not None and state.matte
+    assert cache.existing_frames(state.source, range(1, 9)) == [5, 6]
+    assert cache.existing_frames(state.matte, range(1, 9)) == [5, 6]
+
+    node["temporal"].setValue(True)
+    state = sm_node.refresh(node)
+    assert state is not None
+    s.nuke.execute(write, 5, 6)
+    assert cache.existing_frames(state.source, range(1, 9)) == [1, 2, 3, 4, 5, 6]  # keyframe interval 8: from 1
 
 
 def test_batch_failure_stops_the_render_with_the_engine_message(tmp_path: Path, monkeypatch) -> None:

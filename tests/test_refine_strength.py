@@ -92,8 +92,8 @@ def test_changing_strength_drops_the_frame_history() -> None:
     rgb, alpha = _plate()
     lr = F.interpolate(torch.from_numpy(alpha)[None, None], size=prior_input_size(H, W, 128), mode="area")
     frame = FrameInput(rgb=rgb, matte=lr[0, 0].numpy())
-    settings = Settings(prior="input", device="cpu", backend="torch", prior_size=128)
-    assert settings.refine_strength == 1.0 and settings.temporal
+    settings = Settings(prior="input", device="cpu", backend="torch", prior_size=128, temporal=True)
+    assert settings.refine_strength == 1.0
     session = Session(settings, refiner=_lite_with_a_correction())
     session.process(1, frame)
     assert session.process(2, frame).stats.temporal_reused  # same settings: history is used

@@ -178,7 +178,7 @@ def test_out_of_range_guard_is_refused_by_name(bad: float) -> None:
 def test_changing_the_guard_drops_the_frame_history() -> None:
     rgb, alpha = _plate()
     lr = F.interpolate(torch.from_numpy(alpha)[None, None], size=LR, mode="area")[0, 0].numpy()
-    settings = Settings(prior="input", device="cpu", backend="torch", prior_size=128)
+    settings = Settings(prior="input", device="cpu", backend="torch", prior_size=128, temporal=True)
     session = Session(settings, refiner=_refiner())
     session.process(1, FrameInput(rgb=rgb, matte=lr))
     assert session.process(2, FrameInput(rgb=rgb, matte=lr)).stats.temporal_reused

@@ -69,15 +69,17 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "threshold", "Temporal threshold", "float", 0.05,
-        "How much a pixel's colour must change from the previous frame (0-1, display-referred) "
-        "before it is refined again. Higher reuses more of the previous frame; 0 refines every "
-        "band pixel on every frame.",
+        "With Temporal reuse on: how much a pixel's colour must change from the previous frame (0-1, "
+        "display-referred) before it is refined again. Higher reuses more of the previous frame; 0 refines "
+        "every band pixel on every frame.",
         minimum=0.0, maximum=1.0,
     ),
     KnobSpec(
-        "temporal", "Temporal reuse", "bool", True,
-        "Reuse the previous frame's matte where the plate did not change. Turn off to refine "
-        "every frame on its own.",
+        "temporal", "Temporal reuse", "bool", False,
+        "Reuse the previous frame's matte where the plate did not change, and refine only the rest: "
+        "a speed option for long renders. In our tests it saved 13-69 % of the refiner's work and cost "
+        "matte accuracy (up to 20 % more error) and steadiness (up to 50 % more flicker), because pixels "
+        "refined next to reused ones see less of the edge. Off (default) refines every frame on its own.",
     ),
     KnobSpec(
         "kernel_size", "Edge width (kernel)", "int", 15,
@@ -123,8 +125,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "keyframe_interval", "Keyframe interval", "int", 8,
-        "Every N-th frame (by frame number) is computed from scratch, so farm chunks give the "
-        "same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame, "
+        "With Temporal reuse on or a recurrent prior (RVM): every N-th frame (by frame number) is computed "
+        "from scratch, so farm chunks give the same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame, "
         "at most 10,000 frames back).",
         minimum=0, maximum=10_000,
     ),
@@ -250,6 +252,21 @@ class Settings:
         if unknown:
             raise SettingsError(unknown[0], values[unknown[0]], f"unknown knob; known knobs are {', '.join(sorted(names))}")
         return cls(**values)
+
+    def reads_earlier_frames(self, has_matte: bool) -> bool:
+        """Whether rendering a frame may read the frames before it (pre-roll from its keyframe).
+
+        True with Temporal reuse on, and with a prior that may keep state from frame to frame: ``rvm``, a user
+        ``onnx:`` model (recurrent when it has ``r1i``… inputs), and ``auto`` without a matte (it may pick RVM).
+        The engine decides exactly per frame (:class:`sparsemat.engine.Session`); hosts use this, without
+        loading any model, to write only the input frames a render can read.
+
+        Args:
+            has_matte: whether a matte (Matte input, ``--prior`` files) is connected.
+        """
+        if self.temporal:
+            return True
+        return self.prior == "rvm" or self.prior.startswith("onnx:") or (self.prior == "auto" and not has_matte)
 
     def pixel_key(self) -> str:
         """Stable short hash of every setting that changes pixels (for caches and history)."""

@@ -236,7 +236,8 @@ def render(group: Any, app: Any, frames: list[int] | None = None) -> sidecar.Ren
         return None
     settings = state["settings"]
     writers = [(K.WRITE_SOURCE, state["source"])] + ([(K.WRITE_MATTE, state["matte"])] if state["matte"] else [])
-    todo = cache.input_spans(missing, state["first"], settings.keyframe_interval, [p for _, p in writers])
+    preroll = settings.reads_earlier_frames(has_matte=bool(state["matte"]))
+    todo = cache.input_spans(missing, state["first"], settings.keyframe_interval, [p for _, p in writers], preroll)
     for (name, pattern), spans in zip(writers, todo, strict=True):
         Path(pattern).parent.mkdir(parents=True, exist_ok=True)
         for a, b in spans:

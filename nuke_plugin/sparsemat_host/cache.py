@@ -89,11 +89,12 @@ def frames_to_render(pattern: str, first: int, last: int, frames: Iterable[int] 
     return wanted, missing_frames(pattern, wanted)
 
 
-def input_spans(frames: Sequence[int], first: int, keyframe_interval: int, patterns: Sequence[str]
-                ) -> list[list[tuple[int, int]]]:
+def input_spans(frames: Sequence[int], first: int, keyframe_interval: int, patterns: Sequence[str],
+                preroll: bool = True) -> list[list[tuple[int, int]]]:
     """For each input-cache pattern, the frame spans to write so the engine can render ``frames`` (sorted):
-    pre-roll from the keyframe at or before ``frames[0]`` (not before ``first``), frames on disk skipped."""
-    start = preroll_start(frames[0], keyframe_interval, min(first, frames[0]))
+    with ``preroll`` (:meth:`sparsemat.settings.Settings.reads_earlier_frames`) from the keyframe at or before
+    ``frames[0]`` (not before ``first``), else from ``frames[0]``; frames on disk skipped."""
+    start = preroll_start(frames[0], keyframe_interval, min(first, frames[0])) if preroll else frames[0]
     needed = range(start, frames[-1] + 1)
     return [spans(missing_frames(p, needed)) for p in patterns]
 

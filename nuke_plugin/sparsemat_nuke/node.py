@@ -208,13 +208,14 @@ def knob_edited(node: Any, name: str) -> None:
 
 
 def write_inputs(node: Any, state: NodeState, frames: list[int]) -> None:
-    """Write the Source (and Matte) frames the engine needs for ``frames``, pre-roll included.
+    """Write the Source (and Matte) frames the engine needs for ``frames``, pre-roll included when it reads one.
 
     Runs the internal Writes with ``nuke.execute`` on the main thread, proxy off; frames already
     in the input cache are not written again.
     """
     jobs = [(K.WRITE_SOURCE, state.source)] + ([(K.WRITE_MATTE, state.matte)] if state.matte else [])
-    todo = cache.input_spans(frames, state.first, state.settings.keyframe_interval, [p for _, p in jobs])
+    preroll = state.settings.reads_earlier_frames(has_matte=bool(state.matte))
+    todo = cache.input_spans(frames, state.first, state.settings.keyframe_interval, [p for _, p in jobs], preroll)
     root = nuke.root()
     proxy = bool(root["proxy"].value())
     if proxy:
