@@ -126,8 +126,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec(
         "keyframe_interval", "Keyframe interval", "int", 8,
         "With Temporal reuse on or a recurrent prior (RVM): every N-th frame (by frame number) is computed "
-        "from scratch, so farm chunks give the same pixels as one long render. 0 never restarts (chunks pre-roll from the first frame, "
-        "at most 10,000 frames back).",
+        "from scratch, so farm chunks give the same pixels as one long render. 0 never restarts (chunks "
+        "pre-roll from the first frame, at most 10,000 frames back).",
         minimum=0, maximum=10_000,
     ),
     KnobSpec(
