@@ -247,12 +247,14 @@ def run(args: argparse.Namespace) -> int:
         y, x = hair_crop(gt, crop)
         win = (slice(y, y + crop), slice(x, x + crop))
         overlay = sparsity_overlay(rgb, chans["sparsity.active"], chans.get("sparsity.spatial"))
+        spatial = chans.get("sparsity.spatial")
+        reused = spatial is not None and bool(((spatial > 0.5) & (chans["sparsity.active"] < 0.5)).any())
         title = (f"sparsemat demo  frame {last['frame']}  {width}x{height}  seed {args.seed}  "
                  f"{'' if trained else 'UNTRAINED refiner  '}crop 1:1 at x={x} y={y}")
         sheet = save_contact_sheet(
             str(out / "contact_sheet.png"), title,
             [Panel("plate (display sRGB)", rgb), Panel("refined alpha", np.repeat(chans["A"][..., None], 3, 2)),
-             Panel("sparsity: red refined, blue reused", overlay)],
+             Panel("sparsity: red refined" + (", blue reused" if reused else ""), overlay)],
             [Panel("plate 1:1", rgb[win]), Panel("ground truth", _grey3(gt[win])),
              Panel("prior (rough matte)", _grey3(last["prior"][win])), Panel("refined", _grey3(chans["A"][win]))],
         )
