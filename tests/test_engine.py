@@ -152,7 +152,7 @@ def test_keyframes_are_spatial_only() -> None:
 
 
 def test_temporal_reuse_is_off_by_default() -> None:
-    """Measured: reuse cost matte accuracy and steadiness on every test sequence (docs/method.md §3), so by default
+    """Measured: reuse cost matte accuracy and steadiness on 15 of 16 test sequences (docs/method.md §3), so by default
     each frame is refined on its own: no frame reuses history, and a frame comes out the same whether the session
     rendered the frames before it or not."""
     src = _sequence(4, moving=False)
