@@ -1,8 +1,8 @@
 """What Temporal reuse saves and what it costs (docs/method.md §3, the reason it is off by default).
 
 For generated sequences (:func:`sparsemat.train.synth.make_sequence`: the subject drifts, rocks and its strands sway;
-the camera locked off or panning) with a down8 prior, runs the engine with reuse off and on (engine defaults
-otherwise, keyframe interval 0) and prints, per sequence, whole-frame MAD (×1e3) and dtSSD of both runs against the
+the camera locked off or panning) with the bench's prior (down8, made as :mod:`sparsemat.bench.plates` makes it),
+runs the engine with reuse off and on (engine defaults otherwise, keyframe interval 0) and prints, per sequence, whole-frame MAD (×1e3) and dtSSD of both runs against the
 generated ground truth and the share of the refiner's multiply-accumulates that reuse saved. ``--split`` also prints,
 per frame with history, the absolute error summed over the pixels reuse refined and over those it took from the
 previous frame, for both runs. ``--margin M`` widens the change map by ``M`` px before it meets the band, so pixels
@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import sparsemat.engine.session as session_module
+from sparsemat.bench.plates import PRIOR_KIND
 from sparsemat.builders import build_shm
 from sparsemat.engine import FrameInput, FrameResult, Session
 from sparsemat.engine.sparsity import dilate, temporal_change
 from sparsemat.evaluation.metrics import dtssd_sequence
-from sparsemat.settings import Settings
+from sparsemat.settings import DEFAULT_MODEL, Settings
 from sparsemat.train import synth
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     ap.add_argument("--size", default="2048x1080", help="WIDTHxHEIGHT")
     ap.add_argument("--threshold", type=float, default=0.05, help="the Temporal threshold knob")
     ap.add_argument("--margin", type=int, default=0, help="px added around the change map (0: the engine as it is)")
-    ap.add_argument("--model", default="lite_cs4")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--split", action="store_true", help="per-frame error on refined and on reused pixels")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -60,7 +61,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         seq = list(synth.make_sequence(seed, (height, width), args.frames, motion=args.motion,
                                        backgrounds=photos or None))
-        priors = [synth.lowres_prior(synth.degrade_prior(s.alpha, seed * 1000 + f, kind="down8"))
+        priors = [synth.lowres_prior(synth.degrade_prior(s.alpha, seed * 1000 + f, kind=PRIOR_KIND))  # as the bench
                   for f, s in enumerate(seq)]
         gts = [s.alpha for s in seq]
         off = run(seq, priors, refiner, False, args.threshold)

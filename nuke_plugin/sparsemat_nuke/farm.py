@@ -4,8 +4,8 @@
 mode (``nuke -x``/``-F``/``-X``, any chunking) it finds every SparseMat node upstream of the Write
 being rendered and runs the engine for the frames of the requested range that are not in the
 cache yet. Where a render reads earlier frames (Temporal reuse on, a recurrent prior) the engine pre-rolls
-from the keyframe before each chunk, so every chunk gives the same pixels as one long render. A failure raises, which makes Nuke fail the task with the engine's
-message instead of writing slates or black frames.
+from the keyframe before each chunk, so every chunk gives the same pixels as one long render. A failure
+raises, which makes Nuke fail the task with the engine's message instead of writing slates or black frames.
 """
 
 from __future__ import annotations

@@ -246,8 +246,8 @@ def run(args: argparse.Namespace) -> int:
         crop = min(384, height, width)
         y, x = hair_crop(gt, crop)
         win = (slice(y, y + crop), slice(x, x + crop))
-        overlay = sparsity_overlay(rgb, chans["sparsity.active"], chans.get("sparsity.spatial"))
         spatial = chans.get("sparsity.spatial")
+        overlay = sparsity_overlay(rgb, chans["sparsity.active"], spatial)
         reused = spatial is not None and bool(((spatial > 0.5) & (chans["sparsity.active"] < 0.5)).any())
         title = (f"sparsemat demo  frame {last['frame']}  {width}x{height}  seed {args.seed}  "
                  f"{'' if trained else 'UNTRAINED refiner  '}crop 1:1 at x={x} y={y}")
