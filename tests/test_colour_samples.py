@@ -14,9 +14,12 @@ from sparsemat import Settings
 from sparsemat.builders import SHM_CONFIGS
 from sparsemat.engine import FrameInput, Session
 from sparsemat.engine.colour_samples import (
+    DEFAULT_LEVELS,
     colour_estimates,
+    levels_problem,
     push_pull,
     sample_features,
+    sample_levels,
     samples_at_sites,
     samples_dense,
     wants_colour_samples,
@@ -239,3 +242,45 @@ def test_whole_view_batches_from_the_trainer(tmp_path: object) -> None:
     stream.close()
     assert tuple(a["est"].shape) == (3, 6, 32, 32)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sample_levels_decide_which_prior_pixels_are_colour_samples() -> None:
+    """A prior that never passes 0.98 (a body at 0.9) has no foreground sample at the default levels — the
+    estimate is 0 — and the right colour at (0.8, 0.2); sparse and dense agree at any levels."""
+    rgb, alpha = _ramp_plate()
+    hr, lr_rgb, lr_prior = _lowres(rgb, alpha, 4)
+    dull = lr_prior * 0.9
+    assert colour_estimates(lr_rgb, dull)[0, :3].abs().max() == 0.0
+    est = colour_estimates(lr_rgb, dull, (0.8, 0.2))
+    np.testing.assert_allclose(est[0, :3].mean((1, 2)).numpy(), FG, atol=0.02)
+    np.testing.assert_allclose(est[0, 3:].mean((1, 2)).numpy(), BG, atol=0.02)
+    dense = samples_dense(lr_rgb, dull, hr, (0.8, 0.2))[0]
+    mask = torch.zeros(64, 96, dtype=torch.bool)
+    mask[::3, ::5] = True
+    at = samples_at_sites(lr_rgb, dull, hr[0].permute(1, 2, 0)[mask], torch.nonzero(mask), (64, 96), levels=(0.8, 0.2))
+    assert float((at - dense.permute(1, 2, 0)[mask]).abs().max()) < 1e-5
+    assert sample_levels(_cs_shm()) == DEFAULT_LEVELS == (0.98, 0.02) == SHM_CONFIGS["lite_cs"].sample_levels
+    assert levels_problem((0.8, 0.2)) is None
+    assert "0 < background < foreground < 1" in str(levels_problem((0.2, 0.8)))
+    assert "two numbers" in str(levels_problem((0.8,)))
+
+
+def test_the_engine_takes_colour_samples_at_the_models_levels() -> None:
+    """The engine hands a model the colour samples of its own ``sample_levels``: with a matte that never passes
+    0.98, a default model sees no foreground colour (F̂ = 0, fed as -1) and a (0.8, 0.2) model sees the body's."""
+    rgb, alpha = _ramp_plate(96, 128, 64.0, 8.0)
+    matte = (alpha * 0.9).astype(np.float32)
+    seen: dict[tuple[float, float], torch.Tensor] = {}
+    for levels in ((0.98, 0.02), (0.8, 0.2)):
+        torch.manual_seed(0)
+        shm = SHM(replace(SHM_CONFIGS["lite_cs"], sample_levels=levels)).eval()
+        assert sample_levels(shm) == levels
+        handle = shm.stem.register_forward_pre_hook(
+            lambda _m, args, lv=levels: seen.__setitem__(lv, args[0].features.clone()))
+        Session(Settings(prior="input", temporal=False, device="cpu"), refiner=shm).process(
+            0, FrameInput(rgb=rgb, matte=matte))
+        handle.remove()
+    f_default = (seen[(0.98, 0.02)][:, 4:7] + 1) / 2  # F̂ in [0, 1]
+    f_loose = (seen[(0.8, 0.2)][:, 4:7] + 1) / 2
+    assert float(f_default.abs().max()) == 0.0
+    np.testing.assert_allclose(f_loose.mean(0).numpy(), FG, atol=0.03)

@@ -578,3 +578,34 @@ def test_distill_weight_flag_reaches_the_config(tmp_path: Path) -> None:
     args = build_parser().parse_args(["train", "shm", "--init", "x.pt", "--distill-grad-weight", "2", "--out", str(tmp_path)])
     assert config_from_args(args).distill_grad_weight == 2.0
     assert cli_main(["train", "shm", "--distill-grad-weight", "-1", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_sample_levels_are_trained_stored_and_inherited(tmp_path: Path) -> None:
+    """``--sample-levels`` reaches the whole views' colour estimates, is stored in the checkpoint so that
+    ``build_shm`` runs the model with it, and a fine-tune from that checkpoint keeps it unless told otherwise."""
+    from sparsemat.train import trainer
+
+    kw: dict[str, Any] = dict(config="lite_cs", steps=1, ckpt_every=1, whole_view=True, sample_scale=(2.0, 3.0),
+                              crops_per_sample=2)
+    train(_cfg(tmp_path / "a", sample_levels=(0.8, 0.2), **kw), quiet=True)
+    ckpt = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)
+    assert ckpt["config"]["sample_levels"] == (0.8, 0.2) and ckpt["config"]["colour_samples"] is True
+    assert build_shm(tmp_path / "a" / "run" / "last.pt").cfg.sample_levels == (0.8, 0.2)
+    init = str(tmp_path / "a" / "run" / "last.pt")
+    assert trainer.resolve_sample_levels(_cfg(tmp_path / "b", init=init, **kw)).sample_levels == (0.8, 0.2)
+    assert trainer.resolve_sample_levels(_cfg(tmp_path / "b", init=init, sample_levels=(0.9, 0.1), **kw)
+                                         ).sample_levels == (0.9, 0.1)
+    train(_cfg(tmp_path / "c", **kw), quiet=True)  # the registered levels: the checkpoint names its variant
+    assert torch.load(tmp_path / "c" / "run" / "last.pt", weights_only=True)["config"] == "lite_cs"
+    streams = {lv: trainer.BatchStream("shm", _cfg(tmp_path / "d", sample_levels=lv, batch=2, crop=32, **{
+        k: v for k, v in kw.items() if k != "config"})) for lv in ((0.98, 0.02), (0.6, 0.4))}
+    batches = {lv: s.get(0, 1) for lv, s in streams.items()}
+    for s in streams.values():
+        s.close()
+    a, b = batches[(0.98, 0.02)], batches[(0.6, 0.4)]
+    assert torch.equal(a["rgb"], b["rgb"]) and torch.equal(a["lr_prior"], b["lr_prior"])  # the same crops ...
+    assert float((a["est"] - b["est"]).abs().max()) > 0.01  # ... with the estimates of their own levels
+    with pytest.raises(SettingsError, match="--sample-levels"):
+        trainer.resolve_sample_levels(_cfg(tmp_path / "e", sample_levels=(0.2, 0.8)))
+    assert cli_main(["train", "shm", "--sample-levels", "0.2,0.8", "--out", str(tmp_path / "f")]) == 2
+    assert cli_main(["train", "shm", "--sample-levels", "0.9", "--out", str(tmp_path / "g")]) == 2

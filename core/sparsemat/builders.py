@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from sparsemat.convert import load_weights_file
+from sparsemat.engine.colour_samples import levels_problem
 from sparsemat.errors import ModelError
 from sparsemat.models.shm import SHM, SHMConfig
 from sparsemat.settings import DEFAULT_MODEL
@@ -60,7 +61,11 @@ def _config_from(obj: Any) -> SHMConfig:
     if isinstance(obj, dict):
         fields = {f.name for f in dataclasses.fields(SHMConfig)}
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in obj.items() if k in fields}
-        return SHMConfig(**kwargs)
+        cfg = SHMConfig(**kwargs)
+        problem = levels_problem(tuple(cfg.sample_levels))
+        if problem:
+            raise ModelError(f"Checkpoint config has colour-sample levels {cfg.sample_levels!r}: it {problem}.")
+        return cfg
     raise ModelError(
         f"Checkpoint config {obj!r} is neither a registered SHM name ({', '.join(SHM_CONFIGS)}) nor a dict."
     )

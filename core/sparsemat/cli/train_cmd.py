@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 
+from sparsemat.engine.colour_samples import levels_problem
 from sparsemat.errors import SettingsError
 from sparsemat.train.trainer import TrainConfig, export_weights, train
 
@@ -91,6 +92,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-grad-weight", type=float, default=d.distill_grad_weight,
                         help="SHM with --init: weight of a pull of the matte's gradients towards the initial "
                              "weights' own on the same crops (0: off) [%(default)s]")
+    parser.add_argument("--sample-levels", type=_floats, default=None, metavar="FG,BG",
+                        help="SHM: prior alpha above / below which a low-res pixel is a foreground / background colour "
+                             "sample for the colour-sample inputs; stored in the checkpoint so the engine uses them "
+                             "too [the --init checkpoint's, else 0.98,0.02]")
     parser.add_argument("--data", default=d.data, help="synthetic | aim:FG,ALPHA,BG | vm240k:ROOT[,BG] [%(default)s]")
     parser.add_argument("--photos", default=None, help="photo folder for synthetic data ('none': generated only)")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads [%(default)s]")
@@ -130,6 +135,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--ema", args.ema, "must be 0 (off) or a decay below 1 (e.g. 0.999)")
     if args.steps < 1 or args.batch < 1:
         raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
+    levels = getattr(args, "sample_levels", None)
+    if levels is not None:
+        problem = levels_problem(tuple(levels))
+        if problem:
+            raise SettingsError("--sample-levels", ",".join(f"{v:g}" for v in levels), problem)
+        levels = (float(levels[0]), float(levels[1]))
     crop = args.crop if args.crop is not None else (256 if args.model == "shm" else 512)
     out = args.out or (f"runs/shm_{args.config}" if args.model == "shm" else "runs/lpn")
     return TrainConfig(
@@ -147,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
         distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),
+        sample_levels=levels,
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, samples_at_sites, wants_colour_samples
+from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, sample_levels, samples_at_sites, wants_colour_samples
 from sparsemat.engine.guided import guided_at_sites
 from sparsemat.engine.soft_ramp import STRUCTURE_CONTRAST, guard_at_sites
 
@@ -45,7 +45,8 @@ def refine_sites(
             (:func:`sparsemat.engine.guided.guided_coefficients`): the prior feature of each site is then the
             guided upsampling at that site instead of ``prior`` (refiners with ``guided_prior``).
         colour_est: ``[1, 6, h, w]`` :func:`~sparsemat.engine.colour_samples.colour_estimates` of ``lr_rgb`` and
-            ``lr_prior`` when the caller already has them (refiners with ``colour_samples``; None computes them).
+            ``lr_prior`` at the refiner's :func:`~sparsemat.engine.colour_samples.sample_levels`, when the caller
+            already has them (refiners with ``colour_samples``; None computes them).
         strength: the ``refine_strength`` knob in [0, 1]; below 1 each value is pulled towards the prior feature
             the refiner was given (:func:`temper_refinement`).
         gate: ``[1, 1, h, w]`` float32 in [0, 1], the soft-edge guard's weight at the prior's resolution
@@ -73,7 +74,8 @@ def refine_sites(
     else:
         feats[:, 3] = prior[ys, xs]
     if feats.shape[1] > 4:
-        feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size, est=colour_est)
+        feats[:, 4:] = samples_at_sites(lr_rgb, lr_prior, feats[:, :3], coords, size, est=colour_est,
+                                          levels=sample_levels(refiner))
     site_strength: float | torch.Tensor = strength
     if gate is not None and strength > 0.0:
         site_strength = strength * guard_at_sites(gate, coords, size, rgb_hwc, spare_structure)

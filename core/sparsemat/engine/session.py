@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from sparsemat.engine.budget import cascade_scales, default_budget
-from sparsemat.engine.colour_samples import colour_estimates, wants_colour_samples
+from sparsemat.engine.colour_samples import colour_estimates, sample_levels, wants_colour_samples
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
 from sparsemat.engine.refine import refine_sites
@@ -383,7 +383,8 @@ class Session:
                 # 25 % at 3; docs/models.md, "Twenty-second session").
                 lvl_lr_prior = lr_prior if last_scale is None else resize_plane(cur, lr_size)[None, None].clamp(0, 1)
                 guide = guided_coefficients(lr_rgb, lvl_lr_prior) if wants_guided_prior(self.refiner) else None
-                colour_est = colour_estimates(lr_rgb, lvl_lr_prior) if wants_colour_samples(self.refiner) else None
+                colour_est = (colour_estimates(lr_rgb, lvl_lr_prior, sample_levels(self.refiner))
+                              if wants_colour_samples(self.refiner) else None)
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lvl_lr_prior, ctx=self._ctx(),
                     guide=guide, colour_est=colour_est, strength=s.refine_strength, gate=gate,

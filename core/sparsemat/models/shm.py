@@ -65,6 +65,10 @@ class SHMConfig:
             colour estimates from the prior's confident regions, their projection alpha and their distance
             (:mod:`sparsemat.engine.colour_samples`), so the network can place an edge by colour where the prior
             is off by a few pixels.
+        sample_levels: ``(foreground, background)``: the low-resolution prior's alpha above / below which a pixel
+            is a colour sample for those inputs (``colour_samples`` only). A model is run with the levels it was
+            trained with; every shipped model uses the default (0.98, 0.02), the engine's
+            ``sparsemat.engine.colour_samples.DEFAULT_LEVELS``.
         bytes_per_site: measured peak memory of one inference pass per active full-resolution
             pixel, with margin (4K, ~7 % active, torch backend: lite 1.09 GB and paper 1.75 GB peak
             RSS for 586 k sites, process baseline included). Sets the default active-pixel budget.
@@ -79,6 +83,7 @@ class SHMConfig:
     residual: bool = False
     guided_prior: bool = False
     colour_samples: bool = False
+    sample_levels: tuple[float, float] = (0.98, 0.02)
     bytes_per_site: float = 3500.0
 
     @property

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsemat.engine.colour_samples import colour_estimates
+from sparsemat.engine.colour_samples import DEFAULT_LEVELS, colour_estimates
 from sparsemat.engine.resize import upsample_at
 from sparsemat.errors import InputError, SettingsError
 from sparsemat.train import imops
@@ -106,11 +106,12 @@ def training_photos(folder: str | None = None, exclude: Sequence[str] = ()) -> l
 def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, crops_per_sample: int,
                composite: Callable[[], tuple[np.ndarray, np.ndarray, bool]],
-               whole_view: bool = False) -> dict[str, np.ndarray]:
+               whole_view: bool = False, sample_levels: tuple[float, float] = DEFAULT_LEVELS) -> dict[str, np.ndarray]:
     """``batch`` SHM items, ``crops_per_sample`` cut from each ``composite()`` (``(rgb [H,W,3], alpha [H,W],
     texture_case)``); item ``i`` uses ``kinds[i]`` with ``fixed_kinds``, else a random kind (None: any).
     ``whole_view``: each crop's prior and colour estimates come from its whole composite (:class:`WholeView`), and
-    the random kinds of one composite are drawn from :data:`WHOLE_VIEW_KINDS` of them. Every item also carries
+    the random kinds of one composite are drawn from :data:`WHOLE_VIEW_KINDS` of them; ``sample_levels`` are those of
+    its colour estimates (``SHMConfig.sample_levels`` of the model trained). Every item also carries
     ``texture [1]`` (1.0 when its composite is a texture case)."""
     from sparsemat.train.synth import PRIOR_KINDS
 
@@ -120,7 +121,7 @@ def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kin
         while n < batch:
             rgb, alpha, textured = composite()
             rgb, alpha = _at_least(rgb, alpha, crop)
-            view = WholeView(rgb, alpha, factor, rng) if whole_view else None
+            view = WholeView(rgb, alpha, factor, rng, sample_levels) if whole_view else None
             pool = list(kinds) if kinds else list(PRIOR_KINDS)
             if view is not None and not fixed_kinds:
                 pool = [str(k) for k in rng.choice(pool, size=min(WHOLE_VIEW_KINDS, len(pool)), replace=False)]
@@ -164,14 +165,17 @@ class WholeView:
         alpha: ``[H, W]`` float32 ground truth in [0, 1].
         factor: plate → prior-resolution factor.
         rng: generator (draws the degradations' parameters).
+        sample_levels: ``(foreground, background)`` levels of the colour estimates (the trained model's).
     """
 
-    def __init__(self, rgb: np.ndarray, alpha: np.ndarray, factor: int, rng: np.random.Generator) -> None:
+    def __init__(self, rgb: np.ndarray, alpha: np.ndarray, factor: int, rng: np.random.Generator,
+                 sample_levels: tuple[float, float] = DEFAULT_LEVELS) -> None:
         self.alpha = alpha
         self.size = (int(alpha.shape[0]), int(alpha.shape[1]))
         self.lr_size = (max(1, round(self.size[0] / factor)), max(1, round(self.size[1] / factor)))
         self.lr_rgb = torch.from_numpy(imops.resize(rgb, self.lr_size, mode="aa").transpose(2, 0, 1).copy())[None]
         self.rng = rng
+        self.sample_levels = sample_levels
         self._kinds: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
 
     def prior(self, kind: str) -> tuple[np.ndarray, torch.Tensor]:
@@ -180,7 +184,7 @@ class WholeView:
         if kind not in self._kinds:
             degraded = degrade_prior(self.alpha, self.rng, kind, scale=1.0)
             lr_prior = torch.from_numpy(imops.resize(degraded, self.lr_size, mode="aa"))[None, None]
-            self._kinds[kind] = degraded, colour_estimates(self.lr_rgb, lr_prior.clamp(0.0, 1.0))
+            self._kinds[kind] = degraded, colour_estimates(self.lr_rgb, lr_prior.clamp(0.0, 1.0), self.sample_levels)
         return self._kinds[kind]
 
     def estimates_at(self, kind: str, y0: int, x0: int, crop: int) -> np.ndarray:
@@ -266,7 +270,8 @@ class SyntheticSource:
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
                   soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
-                  texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
+                  texture_case_prob: float = 0.0, sample_levels: tuple[float, float] = DEFAULT_LEVELS,
+                  ) -> dict[str, np.ndarray]:
         """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
 
         With ``sample_scale``/``crops_per_sample``/``whole_view`` set, composites of ``crop·U(sample_scale)`` px
@@ -274,7 +279,8 @@ class SyntheticSource:
         ``whole_view`` through the composite's :class:`WholeView`); otherwise
         :func:`~sparsemat.train.synth.training_batch` builds the batch. ``soft_edge_prob``: chance of a
         defocused body edge per composite; ``texture_case_prob``: chance of a texture case
-        (:data:`~sparsemat.train.synth.TEXTURE_CASES`) per composite.
+        (:data:`~sparsemat.train.synth.TEXTURE_CASES`) per composite; ``sample_levels``: those of the whole views'
+        colour estimates.
         """
         if sample_scale is not None or crops_per_sample > 1 or whole_view:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
@@ -286,7 +292,8 @@ class SyntheticSource:
                                   soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
                 return smp.rgb, smp.alpha, smp.texture_case
 
-            return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view)
+            return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view,
+                              sample_levels)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]],
                                     soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
@@ -343,12 +350,14 @@ class _CompositeSource:
                   kinds: Sequence[str] | None, fixed_kinds: bool = False,
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
                   soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
-                  texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
+                  texture_case_prob: float = 0.0, sample_levels: tuple[float, float] = DEFAULT_LEVELS,
+                  ) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
         composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale``, ``soft_edge_prob`` and
-        ``texture_case_prob`` shape synthetic composites only: user composites keep their own size and edges."""
+        ``texture_case_prob`` shape synthetic composites only: user composites keep their own size and edges;
+        ``sample_levels``: those of the whole views' colour estimates."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
-                          lambda: (*self.composite(rng, crop), False), whole_view)
+                          lambda: (*self.composite(rng, crop), False), whole_view, sample_levels)
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
                   kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:

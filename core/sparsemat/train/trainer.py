@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -51,7 +51,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sparsemat.engine.colour_samples import sample_features, samples_dense, wants_colour_samples
+from sparsemat.engine.colour_samples import (
+    DEFAULT_LEVELS,
+    levels_problem,
+    sample_features,
+    sample_levels,
+    samples_dense,
+    wants_colour_samples,
+)
 from sparsemat.engine.guided import guided_dense, wants_guided_prior
 from sparsemat.errors import ModelError, SettingsError
 from sparsemat.train import losses
@@ -124,6 +131,10 @@ class TrainConfig:
             teacher's blend (its alpha in the band, the upsampled prior elsewhere) on the same crops and band as
             ``distill_weight``; 0: off. It keeps the edge structure of ``init`` where the fine-tune has nothing new
             to learn. SHM only; needs ``init``.
+        sample_levels: ``(foreground, background)`` levels of the colour-sample inputs (``SHMConfig.sample_levels``)
+            for the trained model, in its data and in its checkpoint, so the engine runs it with them; None: the
+            ``init`` checkpoint's levels, else the configuration's (0.98, 0.02). The distillation teacher sees the
+            same inputs as the model.
         fixed_batches: > 0 cycles over this many batches (step ``i`` uses the batch of ``i % fixed_batches``):
             an overfitting check for debugging and tests; 0 (default) draws a fresh batch every step.
     """
@@ -170,6 +181,7 @@ class TrainConfig:
     freeze_bn: bool = False
     distill_weight: float = 0.0
     distill_grad_weight: float = 0.0
+    sample_levels: tuple[float, float] | None = None
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -342,19 +354,23 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
     return _shm_batch(src, rng, cfg_items["batch"], cfg_items["crop"], f, kinds, False,
                       tuple(cfg_items.get("sample_scale", (1.0, 1.6))), int(cfg_items.get("crops_per_sample", 1)),
                       float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB)), bool(cfg_items.get("whole_view", False)),
-                      float(cfg_items.get("texture_case_prob", 0.0)))
+                      float(cfg_items.get("texture_case_prob", 0.0)),
+                      tuple(cfg_items.get("sample_levels") or DEFAULT_LEVELS))  # type: ignore[arg-type]
 
 
 def _shm_batch(src: Any, rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, sample_scale: tuple[float, ...], crops_per_sample: int,
-               soft_edge_prob: float, whole_view: bool = False, texture_case_prob: float = 0.0) -> dict[str, np.ndarray]:
+               soft_edge_prob: float, whole_view: bool = False, texture_case_prob: float = 0.0,
+               sample_levels: tuple[float, float] = DEFAULT_LEVELS) -> dict[str, np.ndarray]:
     """SHM crops from ``src``: from large composites when ``sample_scale``/``crops_per_sample`` differ from the
     defaults or ``whole_view`` is on, else from the default :func:`~sparsemat.train.synth.training_batch` path
-    (training and validation crops are drawn the same way)."""
+    (training and validation crops are drawn the same way). ``sample_levels``: those of the whole view's colour
+    estimates."""
     large = crops_per_sample > 1 or tuple(sample_scale) != (1.0, 1.6) or whole_view
     return src.shm_batch(rng, batch, crop, factor, kinds, fixed_kinds=fixed_kinds,
                          sample_scale=tuple(sample_scale) if large else None, crops_per_sample=crops_per_sample,
-                         soft_edge_prob=soft_edge_prob, whole_view=whole_view, texture_case_prob=texture_case_prob)
+                         soft_edge_prob=soft_edge_prob, whole_view=whole_view, texture_case_prob=texture_case_prob,
+                         sample_levels=sample_levels)
 
 
 class BatchStream:
@@ -371,7 +387,8 @@ class BatchStream:
         self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds),
                       "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample,
                       "soft_edge_prob": cfg.soft_edge_prob, "whole_view": cfg.whole_view,
-                      "texture_case_prob": cfg.texture_case_prob}
+                      "texture_case_prob": cfg.texture_case_prob,
+                      "sample_levels": list(cfg.sample_levels) if cfg.sample_levels else None}
         self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
         self.pool: ProcessPoolExecutor | None = None
@@ -472,12 +489,26 @@ class ShmTask:
         """The frozen ``init`` SHM for :attr:`TrainConfig.distill_weight` and ``distill_grad_weight`` (set by the
         training loop)."""
 
-    def build(self) -> nn.Module:
-        """A new SHM of the configured widths."""
+    @property
+    def levels(self) -> tuple[float, float]:
+        """The colour-sample levels of the trained model (:attr:`TrainConfig.sample_levels`, resolved by
+        :func:`resolve_sample_levels`; the configuration's when unset)."""
         from sparsemat.builders import SHM_CONFIGS
+
+        lv = self.cfg.sample_levels or SHM_CONFIGS[self.cfg.config].sample_levels
+        return (float(lv[0]), float(lv[1]))
+
+    def model_config(self) -> Any:
+        """The ``SHMConfig`` trained: the registered variant's widths with :attr:`levels`."""
+        from sparsemat.builders import SHM_CONFIGS
+
+        return replace(SHM_CONFIGS[self.cfg.config], sample_levels=self.levels)
+
+    def build(self) -> nn.Module:
+        """A new SHM of the configured widths and sample levels."""
         from sparsemat.models.shm import SHM
 
-        return SHM(SHM_CONFIGS[self.cfg.config])
+        return SHM(self.model_config())
 
     @staticmethod
     def base_alpha(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -502,7 +533,7 @@ class ShmTask:
             if "est" in batch:  # estimates from the whole composite's low-res view (TrainConfig.whole_view)
                 parts.append(sample_features(batch["est"], batch["rgb"]))
             else:
-                parts.append(samples_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"]))
+                parts.append(samples_dense(batch["lr_rgb"], batch["lr_prior"], batch["rgb"], sample_levels(model)))
         feats = torch.cat(parts, 1).mul(2.0).sub(1.0)
         coords = torch.nonzero(band[:, 0] > 0)
         f = feats.permute(0, 2, 3, 1)[coords[:, 0], coords[:, 1], coords[:, 2]]
@@ -603,7 +634,7 @@ class ShmTask:
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
                 arr = _shm_batch(src, rng, vb, self.cfg.crop, f, kk, True, self.cfg.sample_scale,
                                  self.cfg.crops_per_sample, self.cfg.soft_edge_prob, self.cfg.whole_view,
-                                 self.cfg.texture_case_prob)
+                                 self.cfg.texture_case_prob, self.levels)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
@@ -632,9 +663,14 @@ class ShmTask:
         return {n: float(a[:, j].mean()) for j, n in enumerate(names)}
 
     def export(self, model: nn.Module) -> dict[str, Any]:
-        """``{"config": name, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`;
-        CPU tensors whatever the training device)."""
-        return {"config": self.cfg.config, "state_dict": _cpu_state(model)}
+        """``{"config": name | dict, "state_dict": ...}`` (the format of :func:`sparsemat.builders.load_checkpoint`;
+        CPU tensors whatever the training device). The config is the variant's name when the model is that
+        variant, else its fields (other sample levels), so the engine builds the model as it was trained."""
+        from sparsemat.builders import SHM_CONFIGS
+
+        cfg = self.model_config()
+        config: str | dict[str, Any] = self.cfg.config if cfg == SHM_CONFIGS[self.cfg.config] else asdict(cfg)
+        return {"config": config, "state_dict": _cpu_state(model)}
 
 
 class LpnTask:
@@ -703,6 +739,29 @@ class LpnTask:
         """``{"config": "lpn", "state_dict": ...}`` (loadable by :func:`sparsemat.priors.lpn_prior.load_lpn_weights`;
         CPU tensors)."""
         return {"config": "lpn", "state_dict": _cpu_state(model)}
+
+
+def resolve_sample_levels(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with :attr:`TrainConfig.sample_levels` set for an SHM run: as given, else the ``init`` checkpoint's
+    (a fine-tune keeps the levels its weights were trained with), else None (the configuration's).
+
+    Raises:
+        SettingsError: levels that are not ``0 < background < foreground < 1``.
+    """
+    if cfg.model != "shm":
+        return cfg
+    if cfg.sample_levels is not None:
+        problem = levels_problem(tuple(cfg.sample_levels))
+        if problem:
+            raise SettingsError("--sample-levels", ",".join(f"{v:g}" for v in cfg.sample_levels), problem)
+        return cfg
+    if cfg.init:
+        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
+        conf = init.get("config") if isinstance(init, dict) else None
+        if isinstance(conf, dict) and conf.get("sample_levels") is not None:
+            lv = conf["sample_levels"]
+            return replace(cfg, sample_levels=(float(lv[0]), float(lv[1])))
+    return cfg
 
 
 def make_task(cfg: TrainConfig) -> ShmTask | LpnTask:
@@ -792,6 +851,7 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
 
 def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     device = training_device(cfg.device)
+    cfg = resolve_sample_levels(cfg)
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
