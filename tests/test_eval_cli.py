@@ -197,6 +197,20 @@ def test_validation_passes_engine_knobs_to_the_engine(knob: str, value: float, k
     assert abs(shm[0] - shm[1]) > 1e-3
 
 
+def test_validation_passes_the_colour_bound_and_labels_it() -> None:
+    from sparsemat.builders import build_shm
+    from sparsemat.evaluation.validation import validate
+
+    kw: dict[str, Any] = {"images": 1, "size": (144, 256), "kinds": ("dilate",), "metrics": ("mad", "grad"),
+                          "photos": []}
+    free = validate(build_shm("lite_cs4"), colour_bound=False, **kw)
+    bound = validate(build_shm("lite_cs4"), colour_bound=True, **kw)
+    assert (free["setup"]["colour_bound"], bound["setup"]["colour_bound"]) == (False, True)
+    assert "with the colour bound" in format_markdown(bound) and "colour bound" not in format_markdown(free)
+    shm = [next(r for r in res["rows"] if r["method"] == "shm")["mad_unk"] for res in (free, bound)]
+    assert abs(shm[0] - shm[1]) > 1e-3
+
+
 def test_validation_budget_does_not_depend_on_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """The yardstick refines every plate in one pass whatever the machine's free memory; an explicit budget is
     passed to the engine (frames over it go through the cascade) and named in the report."""
@@ -265,10 +279,11 @@ def test_eval_validation_flags_reach_the_engine_settings(monkeypatch: pytest.Mon
     monkeypatch.setattr(validation, "validate", fake_validate)
     monkeypatch.setattr(validation, "format_markdown", lambda result: "table")
     assert cli_main(["eval", "--validation", "--kernel-size", "31", "--cascade-levels", "2",
-                     "--max-active-pixels", "5000", "--size", "640x360", "--images", "2"]) == 1
+                     "--max-active-pixels", "5000", "--size", "640x360", "--images", "2", "--colour-bound", "on"]) == 1
     assert cli_main(["eval", "--validation", "--images", "1"]) == 1
     capsys.readouterr()
     flags, plain = seen
     assert (flags["kernel_size"], flags["cascade_levels"], flags["max_active_pixels"]) == (31, 2, 5000)
     assert (flags["size"], flags["images"]) == ((360, 640), 2)
     assert (plain["kernel_size"], plain["cascade_levels"], plain["max_active_pixels"]) == (None, 1, 0)
+    assert (flags["colour_bound"], plain["colour_bound"]) == (True, None)

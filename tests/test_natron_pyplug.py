@@ -18,7 +18,7 @@ from sparsemat_host import cache  # noqa: E402
 from sparsemat_host import knobs as K  # noqa: E402
 
 NATRON_DIR = REPO / "nuke_plugin" / "natron"
-NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": True, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25,
+NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": True, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25, "colour_bound": True,
                "cascade_levels": 3, "max_active_pixels": 1000, "keyframe_interval": 4, "model": "paper", "backend": "dense",
                "device": "cpu", "prior_size": 256, "output_mode": "premult", "overlay": "tint"}
 

@@ -92,7 +92,7 @@ def test_double_rejects_what_nuke_rejects(session: NukeSession) -> None:
         session.nuke.execute(node.node(K.READ_RESULT), 1, 1)
 
 
-NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": True, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25,
+NON_DEFAULT = {"prior": "lpn", "threshold": 0.2, "temporal": True, "kernel_size": 21, "refine_strength": 0.5, "soft_edge_guard": 0.25, "colour_bound": True,
                "cascade_levels": 3, "max_active_pixels": 1000, "keyframe_interval": 4, "model": "paper", "backend": "dense",
                "device": "cpu", "prior_size": 256, "output_mode": "premult", "overlay": "tint"}
 

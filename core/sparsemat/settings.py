@@ -106,6 +106,13 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
         minimum=0.0, maximum=1.0,
     ),
     KnobSpec(
+        "colour_bound", "Colour bound", "bool", False,
+        "Keeps every refined value between the two estimates the refiner reads: the prior's edge and the "
+        "alpha implied by the foreground and background colours next to it. Stops the refiner from "
+        "hardening an edge beyond both or growing the matte onto background-coloured pixels. Only "
+        "refiners that read those colours (lite_cs4 and the other lite_cs models) are affected.",
+    ),
+    KnobSpec(
         "cascade_levels", "Cascade levels", "int", 1,
         "1 refines once at full resolution. 2 refines at half, then full resolution, 3 at a quarter, "
         "half and full resolution; each pass hands its matte to the next as that pass's prior. Measured "
@@ -222,6 +229,7 @@ class Settings:
     kernel_size: int = field(default=knob("kernel_size").default)
     refine_strength: float = field(default=knob("refine_strength").default)
     soft_edge_guard: float = field(default=knob("soft_edge_guard").default)
+    colour_bound: bool = field(default=knob("colour_bound").default)
     cascade_levels: int = field(default=knob("cascade_levels").default)
     max_active_pixels: int = field(default=knob("max_active_pixels").default)
     keyframe_interval: int = field(default=knob("keyframe_interval").default)

@@ -54,6 +54,9 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soft-edge-guard", type=float, default=None,
                         help="--validation: the engine's soft_edge_guard knob for prior+SHM "
                              f"[the knob's default, {knob('soft_edge_guard').default:g}; 0 = off]")
+    parser.add_argument("--colour-bound", default=None, choices=("on", "off"),
+                        help="--validation: the engine's colour_bound knob for prior+SHM "
+                             f"[the knob's default, {'on' if knob('colour_bound').default else 'off'}]")
     parser.add_argument("--cascade-levels", type=int, default=None, choices=(1, 2, 3),
                         help="--validation: the engine's cascade_levels knob for prior+SHM [1]")
     parser.add_argument("--max-active-pixels", type=int, default=None,

@@ -35,6 +35,8 @@ PROJECTION_EPS = 1e-3
 """Regulariser of the projection's denominator (sRGB [0, 1]² units)."""
 SAMPLE_CHANNELS = 8
 """Values per site: ``F̂`` (3), ``B̂`` (3), ``α_fb``, ``|F̂ − B̂|`` (clipped to [0, 1])."""
+ALPHA_FB = 6
+"""Index of ``α_fb`` among the :data:`SAMPLE_CHANNELS` values."""
 
 
 def wants_colour_samples(refiner: object) -> bool:

@@ -6,7 +6,14 @@ from typing import Any
 
 import torch
 
-from sparsemat.engine.colour_samples import SAMPLE_CHANNELS, sample_levels, samples_at_sites, wants_colour_samples
+from sparsemat.engine.colour_bound import bound_values
+from sparsemat.engine.colour_samples import (
+    ALPHA_FB,
+    SAMPLE_CHANNELS,
+    sample_levels,
+    samples_at_sites,
+    wants_colour_samples,
+)
 from sparsemat.engine.guided import guided_at_sites
 from sparsemat.engine.soft_ramp import STRUCTURE_CONTRAST, guard_at_sites
 
@@ -26,6 +33,7 @@ def refine_sites(
     gate: torch.Tensor | None = None,
     spare_structure: float = STRUCTURE_CONTRAST,
     count_macs: bool = True,
+    bound_margin: float | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
 
@@ -58,6 +66,9 @@ def refine_sites(
         count_macs: count the pass's multiply-accumulates (free on the torch backend, which keeps the strided
             site sets of the pass; a full site-set rebuild on the others). False returns 0 MACs, for timed
             benchmarks that count them outside the clock with :func:`site_macs`.
+        bound_margin: the colour bound (:func:`sparsemat.engine.colour_bound.bound_values`): each value is clipped
+            to the interval of the site's prior feature and colour-projection alpha, widened by this much. None: off;
+            refiners without colour samples are never bounded.
 
     Returns:
         ``(values [N] float32 in [0, 1] in row-major order of the mask's True pixels, MACs)``.
@@ -79,15 +90,20 @@ def refine_sites(
     site_strength: float | torch.Tensor = strength
     if gate is not None and strength > 0.0:
         site_strength = strength * guard_at_sites(gate, coords, size, rgb_hwc, spare_structure)
-    base = feats[:, 3].clone() if (gate is not None or strength < 1.0) else None
+    bounded = bound_margin is not None and feats.shape[1] > 4
+    base = feats[:, 3].clone() if (gate is not None or strength < 1.0 or bounded) else None
+    alpha_fb = feats[:, 4 + ALPHA_FB].clone() if bounded else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)
     out = refiner(x, lr_rgb, lr_prior, ctx)
     macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
     _, values = backend.values(out.alpha)
-    if base is not None:
-        return temper_refinement(values[:, 0].float(), base, site_strength), macs
-    return values[:, 0].float(), macs
+    result = values[:, 0].float()
+    if base is not None and (gate is not None or strength < 1.0):
+        result = temper_refinement(result, base, site_strength)
+    if alpha_fb is not None and base is not None and bound_margin is not None:
+        result = bound_values(result, base, alpha_fb, bound_margin)
+    return result, macs
 
 
 def site_macs(refiner: Any, backend: Any, mask: torch.Tensor) -> float:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from sparsemat.engine.budget import cascade_scales, default_budget
+from sparsemat.engine.colour_bound import BOUND_MARGIN
 from sparsemat.engine.colour_samples import colour_estimates, sample_levels, wants_colour_samples
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
@@ -388,6 +389,7 @@ class Session:
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lvl_lr_prior, ctx=self._ctx(),
                     guide=guide, colour_est=colour_est, strength=s.refine_strength, gate=gate,
+                    bound_margin=BOUND_MARGIN if s.colour_bound else None,
                 )
                 gmacs += macs / 1e9
             with timer("blend"):

@@ -121,7 +121,8 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
              photos: Sequence[np.ndarray] | None = None, log: Callable[[str], None] | None = None,
              refine_strength: float = 1.0, seed: int = VALIDATION_SEED,
              soft_edge_guard: float | None = None, cascade_levels: int = 1,
-             max_active_pixels: int = 0, kernel_size: int | None = None) -> dict[str, Any]:
+             max_active_pixels: int = 0, kernel_size: int | None = None,
+             colour_bound: bool | None = None) -> dict[str, Any]:
     """Run the yardstick.
 
     Args:
@@ -141,6 +142,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
             cascade when other jobs hold memory, and the same run would score differently from one day to the next.)
         kernel_size: the engine's ``kernel_size`` knob (Edge width, odd px) for the ``shm`` method; None: the knob's
             default, as an artist gets it.
+        colour_bound: the engine's ``colour_bound`` knob for the ``shm`` method; None: the knob's default.
 
     Returns:
         ``{"rows": [{kind, image, method, metric...}], "summary": [{kind, method, mean metrics}],
@@ -161,9 +163,12 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
     budget = max_active_pixels if max_active_pixels > 0 else size[0] * size[1]
     if kernel_size is None:
         kernel_size = int(knob("kernel_size").default)
+    if colour_bound is None:
+        colour_bound = bool(knob("colour_bound").default)
     session = Session(Settings(prior="input", temporal=False, device="cpu", refine_strength=refine_strength,
                                soft_edge_guard=soft_edge_guard, cascade_levels=cascade_levels,
-                               max_active_pixels=budget, kernel_size=kernel_size), refiner=refiner)
+                               max_active_pixels=budget, kernel_size=kernel_size, colour_bound=colour_bound),
+                      refiner=refiner)
     t0 = time.time()
     plates = validation_plates(images, size, photos or None, seed)
     rows: list[dict[str, Any]] = []
@@ -183,6 +188,7 @@ def validate(model: str | Any = DEFAULT_MODEL, images: int = 8, size: tuple[int,
                   "model": str(model) if isinstance(model, (str, Path)) else type(model).__name__,
                   "refine_strength": refine_strength, "soft_edge_guard": soft_edge_guard,
                   "cascade_levels": cascade_levels, "max_active_pixels": budget, "kernel_size": kernel_size,
+                  "colour_bound": colour_bound,
                   "seconds": round(time.time() - t0, 1)},
     }
 
@@ -237,6 +243,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         strength += f" with max_active_pixels {st['max_active_pixels']}"
     if st.get("kernel_size", 15) != int(knob("kernel_size").default):
         strength += f" with kernel_size {st['kernel_size']}"
+    if st.get("colour_bound", False):
+        strength += " with the colour bound"
     lines.append(f"{st['images']} plates {st['size'][1]}x{st['size'][0]}, seed {st['seed']}, model {st['model']}{strength}; "
                  "MAD x1e3, Grad /1e3, over the GT unknown region (k=15); Δ vs the upsampled prior. "
                  "Kinds in parentheses are reported outside the target.")
@@ -285,6 +293,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     levels = getattr(args, "cascade_levels", None)
     budget = getattr(args, "max_active_pixels", None)
     kernel = getattr(args, "kernel_size", None)
+    bound = getattr(args, "colour_bound", None)
     result = validate(getattr(args, "model", DEFAULT_MODEL), images, _parse_size(getattr(args, "size", None)),
                       kinds=_parse_kinds(getattr(args, "kinds", None)), log=lambda s: print(s, file=sys.stderr),
                       refine_strength=1.0 if strength is None else float(strength),
@@ -292,7 +301,8 @@ def main_from_args(args: argparse.Namespace) -> int:
                       soft_edge_guard=None if guard is None else float(guard),
                       cascade_levels=1 if levels is None else int(levels),
                       max_active_pixels=0 if budget is None else int(budget),
-                      kernel_size=None if kernel is None else int(kernel))
+                      kernel_size=None if kernel is None else int(kernel),
+                      colour_bound=None if bound is None else bound == "on")
     table = format_markdown(result)
     out = getattr(args, "out", None)
     if out:
