@@ -85,13 +85,14 @@ def test_engine_flags_round_trip_through_the_cli_parser() -> None:
     from sparsemat.cli.knobs import add_engine_flags, settings_from_args
 
     settings = Settings(prior="lpn", threshold=0.125, temporal=True, kernel_size=31, refine_strength=0.25,
-                        cascade_levels=2, max_active_pixels=5000, keyframe_interval=0, model="paper", backend="dense", device="cpu",
+                        colour_bound=True, cascade_levels=2, max_active_pixels=5000, keyframe_interval=0, model="paper", backend="dense", device="cpu",
                         prior_size=300)
     parser = argparse.ArgumentParser()
     add_engine_flags(parser)
     parsed = settings_from_args(parser.parse_args(sidecar.settings_flags(settings)))
     assert parsed == settings
-    assert len(sidecar.settings_flags(settings)) == 2 * len(ENGINE_KNOBS) - 1  # one bool flag has no value
+    bools = sum(k.kind == "bool" for k in ENGINE_KNOBS)
+    assert bools == 2 and len(sidecar.settings_flags(settings)) == 2 * len(ENGINE_KNOBS) - bools  # bool flags: no value
 
 
 def test_render_command_follows_the_contract() -> None:
