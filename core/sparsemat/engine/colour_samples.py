@@ -1,10 +1,10 @@
 """Local foreground/background colour estimates from a low-resolution prior (the SHM's colour-sample inputs).
 
 Sampling-based matting in its simplest form: where the prior is confident (``α > 0.98`` foreground,
-``α < 0.02`` background by default — the model's ``SHMConfig.sample_levels`` — each eroded by one low-resolution pixel so the mixed pixels at the prior's edge stay
-out), the plate's colour is a sample of that layer; a push-pull fill (normalised convolution over an
-image pyramid) spreads the samples into the transition band, giving a smooth local estimate ``F̂`` and ``B̂``
-at every pixel. At a band pixel of colour ``I`` the compositing equation ``I = αF + (1 − α)B`` then gives an
+``α < 0.02`` background by default — the model's ``SHMConfig.sample_levels`` —, each eroded by one low-resolution
+pixel so the mixed pixels at the prior's edge stay out), the plate's colour is a sample of that layer; a push-pull
+fill (normalised convolution over an image pyramid) spreads the samples into the transition band, giving a smooth
+local estimate ``F̂`` and ``B̂`` at every pixel. At a band pixel of colour ``I`` the compositing equation ``I = αF + (1 − α)B`` then gives an
 alpha by projection, ``α_fb = clip((I − B̂)·(F̂ − B̂) / (|F̂ − B̂|² + ε))``, trustworthy where ``|F̂ − B̂|`` is large.
 
 SHM variants with ``SHMConfig.colour_samples`` take ``[F̂, B̂, α_fb, |F̂ − B̂|]`` (8 values) at each active site
