@@ -4,8 +4,9 @@ Sampling-based matting in its simplest form: where the prior is confident (``α 
 ``α < 0.02`` background by default — the model's ``SHMConfig.sample_levels`` —, each eroded by one low-resolution
 pixel so the mixed pixels at the prior's edge stay out), the plate's colour is a sample of that layer; a push-pull
 fill (normalised convolution over an image pyramid) spreads the samples into the transition band, giving a smooth
-local estimate ``F̂`` and ``B̂`` at every pixel. At a band pixel of colour ``I`` the compositing equation ``I = αF + (1 − α)B`` then gives an
-alpha by projection, ``α_fb = clip((I − B̂)·(F̂ − B̂) / (|F̂ − B̂|² + ε))``, trustworthy where ``|F̂ − B̂|`` is large.
+local estimate ``F̂`` and ``B̂`` at every pixel. At a band pixel of colour ``I`` the compositing equation
+``I = αF + (1 − α)B`` then gives an alpha by projection, ``α_fb = clip((I − B̂)·(F̂ − B̂) / (|F̂ − B̂|² + ε))``,
+trustworthy where ``|F̂ − B̂|`` is large.
 
 SHM variants with ``SHMConfig.colour_samples`` take ``[F̂, B̂, α_fb, |F̂ − B̂|]`` (8 values) at each active site
 next to RGB and the prior. The estimates are computed at the prior's resolution (about 60 ms for a 4K plate's
