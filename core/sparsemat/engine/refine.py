@@ -90,8 +90,9 @@ def refine_sites(
     site_strength: float | torch.Tensor = strength
     if gate is not None and strength > 0.0:
         site_strength = strength * guard_at_sites(gate, coords, size, rgb_hwc, spare_structure)
+    tempered = gate is not None or strength < 1.0
     bounded = bound_margin is not None and feats.shape[1] > 4
-    base = feats[:, 3].clone() if (gate is not None or strength < 1.0 or bounded) else None
+    base = feats[:, 3].clone() if (tempered or bounded) else None
     alpha_fb = feats[:, 4 + ALPHA_FB].clone() if bounded else None
     feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
     x = _site_map(backend, coords, feats, mask)
@@ -99,9 +100,9 @@ def refine_sites(
     macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
     _, values = backend.values(out.alpha)
     result = values[:, 0].float()
-    if base is not None and (gate is not None or strength < 1.0):
+    if tempered and base is not None:
         result = temper_refinement(result, base, site_strength)
-    if alpha_fb is not None and base is not None and bound_margin is not None:
+    if bounded and base is not None and alpha_fb is not None and bound_margin is not None:
         result = bound_values(result, base, alpha_fb, bound_margin)
     return result, macs
 

@@ -741,9 +741,15 @@ class LpnTask:
         return {"config": "lpn", "state_dict": _cpu_state(model)}
 
 
-def resolve_sample_levels(cfg: TrainConfig) -> TrainConfig:
+def _read_init(path: str) -> Any:
+    """The ``--init`` checkpoint as saved (``{"config", "state_dict", ...}`` or a bare state dict), on the CPU."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def resolve_sample_levels(cfg: TrainConfig, init: Any = None) -> TrainConfig:
     """``cfg`` with :attr:`TrainConfig.sample_levels` set for an SHM run: as given, else the ``init`` checkpoint's
-    (a fine-tune keeps the levels its weights were trained with), else None (the configuration's).
+    (a fine-tune keeps the levels its weights were trained with), else None (the configuration's). ``init``: that
+    checkpoint when the caller has already read it (None reads it here).
 
     Raises:
         SettingsError: levels that are not ``0 < background < foreground < 1``.
@@ -756,7 +762,8 @@ def resolve_sample_levels(cfg: TrainConfig) -> TrainConfig:
             raise SettingsError("--sample-levels", ",".join(f"{v:g}" for v in cfg.sample_levels), problem)
         return cfg
     if cfg.init:
-        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
+        if init is None:
+            init = _read_init(cfg.init)
         conf = init.get("config") if isinstance(init, dict) else None
         if isinstance(conf, dict) and conf.get("sample_levels") is not None:
             lv = conf["sample_levels"]
@@ -851,7 +858,9 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
 
 def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     device = training_device(cfg.device)
-    cfg = resolve_sample_levels(cfg)
+    # the --init checkpoint is read once: for its colour-sample levels here and for its weights below
+    init_ckpt = _read_init(cfg.init) if cfg.init and cfg.model == "shm" and cfg.sample_levels is None else None
+    cfg = resolve_sample_levels(cfg, init_ckpt)
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
@@ -871,7 +880,7 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     best = float("inf")
     distil = (cfg.distill_weight > 0 or cfg.distill_grad_weight > 0) and isinstance(task, ShmTask)
     if cfg.init and (distil or not cfg.resume):
-        init = torch.load(Path(cfg.init), map_location="cpu", weights_only=True)
+        init = init_ckpt if init_ckpt is not None else _read_init(cfg.init)
         init_state, source = init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)"
         if not cfg.resume:
             load_init_weights(model, init_state, source)
