@@ -78,7 +78,39 @@ def test_flat_consistency_loss_weighs_flat_band_pixels_only() -> None:
     assert got == pytest.approx(0.3 * 12 / 15, rel=1e-4)
 
 
-def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
+def test_gaussian_gradient_magnitude_is_the_grad_metrics() -> None:
+    from sparsemat.evaluation.metrics import gradient_magnitude
+
+    a = np.random.default_rng(3).random((2, 1, 23, 31)).astype(np.float32)
+    got = losses.gaussian_gradient_magnitude(torch.from_numpy(a)).double().numpy()
+    for i in range(2):  # replicate borders included
+        np.testing.assert_allclose(got[i, 0], gradient_magnitude(a[i, 0]), atol=1e-5)
+
+
+def test_over_sharpening_loss_charges_a_hardened_soft_edge() -> None:
+    x = torch.linspace(-1.0, 1.0, 64)
+    soft = (x * 2.0 + 0.5).clamp(0, 1).expand(1, 1, 16, 64).contiguous()  # a 16 px ramp
+    hard = (x > 0).float().expand(1, 1, 16, 64).contiguous()
+    band = torch.ones_like(soft)
+    assert float(losses.over_sharpening_loss(soft, soft, band)) == 0.0
+    hardened = float(losses.over_sharpening_loss(hard, soft, band))  # the truth is soft, the matte hard
+    softened = float(losses.over_sharpening_loss(soft, hard, band))  # the truth is hard, the matte soft
+    assert hardened > 1e-3
+    assert softened < 0.5 * hardened  # under-sharpening costs far less (only the ramp's tails are steeper)
+    # by hand: the mean over the band of max(0, |grad p| - |grad g|)^2 with the metric's filters
+    from sparsemat.evaluation.metrics import gradient_magnitude
+
+    d = gradient_magnitude(hard[0, 0].numpy()) - gradient_magnitude(soft[0, 0].numpy())
+    assert hardened == pytest.approx((np.clip(d, 0, None) ** 2).sum() / (d.size + 1.0), rel=1e-4)
+    off = torch.zeros_like(band)
+    off[..., :, :8] = 1.0  # a band away from the edge sees nothing
+    assert float(losses.over_sharpening_loss(hard, soft, off)) < 1e-6
+
+
+def _loss_with_and_without(tmp_path: Path, name: str, weight: float) -> tuple[float, dict[str, float], float,
+                                                                            dict[str, float]]:
+    """The SHM loss and its logged terms on one batch, for a model moved off its base, without and with the
+    ``TrainConfig`` field ``name`` set to ``weight``: ``(loss0, terms0, loss1, terms1)``."""
     from sparsemat.train import trainer
 
     cfg0 = _cfg(tmp_path, crop=64, batch=2)
@@ -90,9 +122,26 @@ def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
     with torch.no_grad():
         model.head[-1].weight.normal_(0, 0.1)  # type: ignore[index, union-attr]  # move off the base
     l0, t0 = trainer.ShmTask(cfg0).loss(model, arr)
-    l1, t1 = trainer.ShmTask(_cfg(tmp_path, crop=64, batch=2, flat_weight=2.0)).loss(model, arr)
+    l1, t1 = trainer.ShmTask(_cfg(tmp_path, crop=64, batch=2, **{name: weight})).loss(model, arr)
+    return float(l0.detach()), t0, float(l1.detach()), t1
+
+
+def test_over_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    l0, t0, l1, t1 = _loss_with_and_without(tmp_path, "over_weight", 3.0)
+    assert "over" not in t0 and t1["over"] > 0
+    assert l1 == pytest.approx(l0 + 3.0 * t1["over"], rel=1e-5)
+    args = build_parser().parse_args(["train", "shm", "--over-weight", "2", "--out", str(tmp_path)])
+    assert config_from_args(args).over_weight == 2.0
+    assert cli_main(["train", "shm", "--over-weight", "-1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
+    l0, t0, l1, t1 = _loss_with_and_without(tmp_path, "flat_weight", 2.0)
     assert "flat" not in t0 and t1["flat"] > 0
-    assert float(l1.detach()) == pytest.approx(float(l0.detach()) + 2.0 * t1["flat"], rel=1e-5)
+    assert l1 == pytest.approx(l0 + 2.0 * t1["flat"], rel=1e-5)
 
 
 def test_validation_reports_the_base_alpha(tmp_path: Path) -> None:

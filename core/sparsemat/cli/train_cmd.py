@@ -86,6 +86,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-bn", action="store_true",
                         help="with --init: keep the batch-norm statistics of the initial weights fixed while "
                              "fine-tuning (scale and shift still learn)")
+    parser.add_argument("--over-weight", type=float, default=d.over_weight,
+                        help="SHM: weight of a term that charges the matte's gradient where it is steeper than the "
+                             "ground truth's (hardened soft edges; 0: off) [%(default)s]")
     parser.add_argument("--distill-weight", type=float, default=d.distill_weight,
                         help="SHM with --init: weight of a pull towards the initial weights' own output on crops "
                              "that are not texture cases (0: off) [%(default)s]")
@@ -123,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--texture-case-prob", args.texture_case_prob, "must be between 0 and 1")
     if args.flat_weight < 0:
         raise SettingsError("--flat-weight", args.flat_weight, "must be 0 (off) or positive")
+    if getattr(args, "over_weight", 0.0) < 0:
+        raise SettingsError("--over-weight", args.over_weight, "must be 0 (off) or positive")
     if getattr(args, "distill_weight", 0.0) < 0:
         raise SettingsError("--distill-weight", args.distill_weight, "must be 0 (off) or positive")
     if getattr(args, "distill_grad_weight", 0.0) < 0:
@@ -156,6 +161,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         texture_case_prob=args.texture_case_prob,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
+        over_weight=float(getattr(args, "over_weight", 0.0)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
         distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),
         sample_levels=levels,

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sparsemat.engine.guided import box_filter
+from sparsemat.evaluation.metrics import gauss_derivative_kernels
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -92,6 +93,53 @@ def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
     mx = mask[..., :, 1:] * mask[..., :, :-1]
     my = mask[..., 1:, :] * mask[..., :-1, :]
     return ((dxp - dxg).abs() * mx).sum() / (mx.sum() + 1.0) + ((dyp - dyg).abs() * my).sum() / (my.sum() + 1.0)
+
+
+def gaussian_gradient_magnitude(alpha: Tensor, sigma: float = 1.4) -> Tensor:
+    """``|∇α|`` with the Grad metric's Gaussian-derivative filters (replicate borders), differentiable.
+
+    The same filters as :func:`sparsemat.evaluation.metrics.gradient_magnitude` (RVM/DIM's, unit L2 norm), so a
+    loss built on it measures what the Grad metric measures.
+
+    Args:
+        alpha: ``[B, 1, H, W]`` float32 in [0, 1].
+        sigma: the filters' scale in px (the metric's 1.4).
+
+    Returns:
+        ``[B, 1, H, W]`` float32 ≥ 0.
+    """
+    g_np, dg_np = gauss_derivative_kernels(sigma)
+    g = torch.as_tensor(g_np, dtype=alpha.dtype, device=alpha.device)
+    dg = torch.as_tensor(dg_np, dtype=alpha.dtype, device=alpha.device)
+    r = g.numel() // 2
+    x = F.pad(alpha, (r, r, r, r), mode="replicate")
+    rows_g = F.conv2d(x, g.view(1, 1, -1, 1))  # smooth along y
+    rows_dg = F.conv2d(x, dg.view(1, 1, -1, 1))  # differentiate along y
+    gx = F.conv2d(rows_g, dg.view(1, 1, 1, -1))
+    gy = F.conv2d(rows_dg, g.view(1, 1, 1, -1))
+    return torch.sqrt(gx * gx + gy * gy + 1e-12)
+
+
+def over_sharpening_loss(pred: Tensor, gt: Tensor, mask: Tensor, sigma: float = 1.4) -> Tensor:
+    """Mean of ``max(0, |∇p| − |∇g|)²`` over the band: the Grad metric's error where the matte is steeper than the
+    ground truth.
+
+    Squared as in the metric, which is what makes it one-sided: a monotonic edge has the same total variation
+    however sharp it is, so an L1 of the positive part would charge a hardened soft edge and a softened hard edge
+    alike; squared, a hardened edge pays for its whole peak while a softened one pays only for its ramp's low tails.
+    Recovering a gradient the prior lost (``|∇p| < |∇g|``) costs nothing, so the symmetric terms still decide how
+    sharp a true edge gets.
+
+    Args:
+        pred, gt: ``[B, 1, H, W]`` in [0, 1] (composited as for :func:`laplacian_loss`).
+        mask: ``[B, 1, H, W]`` float band.
+        sigma: the Gaussian-derivative scale (:func:`gaussian_gradient_magnitude`).
+
+    Returns:
+        0-d float32 tensor.
+    """
+    over = (gaussian_gradient_magnitude(pred, sigma) - gaussian_gradient_magnitude(gt, sigma)).clamp_min(0.0)
+    return (over * over * mask).sum() / (mask.sum() + 1.0)
 
 
 def local_contrast(rgb: Tensor, window: int) -> Tensor:

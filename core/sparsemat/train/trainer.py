@@ -89,6 +89,9 @@ class TrainConfig:
         kernel: band dilation (px, odd), as the engine's ``kernel_size``.
         side_weights: weights of ``p4x, p2x, p1x`` and the final alpha.
         lap_weight, grad_weight: weights of the Laplacian and gradient terms.
+        over_weight: weight of :func:`~sparsemat.train.losses.over_sharpening_loss` on the blend in the band (0:
+            off): the Grad metric's Gaussian-derivative gradient magnitude where it exceeds the ground truth's, so
+            hardening an edge the ground truth keeps soft costs more than under-sharpening one (SHM).
         data: ``synthetic`` | ``aim:FG,ALPHA,BG`` | ``vm240k:ROOT`` (see :mod:`sparsemat.train.datasets`).
         photos: folder of photographs for synthetic backgrounds/textures (None: the shared folder if present;
             ``none``: generated textures only).
@@ -160,6 +163,7 @@ class TrainConfig:
     side_weights: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 1.0)
     lap_weight: float = 1.0
     grad_weight: float = 0.0
+    over_weight: float = 0.0
     data: str = "synthetic"
     photos: str | None = None
     exclude_photos: tuple[str, ...] = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
@@ -541,7 +545,8 @@ class ShmTask:
         return self.backend.from_coords(coords, f, (h, w), b), band, base
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        """Charbonnier per output on its active sites + Laplacian (+ gradient) of the blend in the band
+        """Charbonnier per output on its active sites + Laplacian (+ gradient, + over-sharpening) of the blend in
+        the band
         (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pulls towards the teacher
         outside texture cases when ``distill_weight > 0`` (alpha) or ``distill_grad_weight > 0`` (gradients of the
         blend), from one teacher pass)."""
@@ -569,6 +574,10 @@ class ShmTask:
             gl = losses.gradient_loss(blend, target, band)
             terms["grad"] = float(gl.detach())
             total = total + self.cfg.grad_weight * gl
+        if self.cfg.over_weight > 0:
+            ov = losses.over_sharpening_loss(blend, target, band)
+            terms["over"] = float(ov.detach())
+            total = total + self.cfg.over_weight * ov
         if self.cfg.flat_weight > 0:
             fl = losses.flat_consistency_loss(out.alpha.features, base, batch["rgb"], band, self.cfg.flat_window,
                                               self.cfg.flat_contrast)
