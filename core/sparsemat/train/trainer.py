@@ -63,6 +63,7 @@ from sparsemat.engine.guided import guided_dense, wants_guided_prior
 from sparsemat.errors import ModelError, SettingsError
 from sparsemat.train import losses
 from sparsemat.train.synth import SOFT_EDGE_PROB
+from sparsemat.train.widen import calibrate_new_channels, new_channel_counts
 
 BAND_LOW = 0.01
 BAND_HIGH = 0.99
@@ -280,33 +281,38 @@ def set_train_mode(model: nn.Module, freeze_bn: bool = False) -> None:
 
 
 def load_init_weights(model: nn.Module, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-    """Load ``state`` into ``model`` for a fine-tune, widening convs that gained input channels.
+    """Load ``state`` into ``model`` for a fine-tune, widening what the model has more of.
 
-    A conv weight ``[C_out, k, k, C_in]`` of the checkpoint that is narrower than the model's only in ``C_in``
-    (new input features appended) fills the leading input channels; the new ones start at zero, so the widened
-    network computes exactly what the checkpoint did. Any other mismatch is a :class:`ModelError` naming ``source``.
+    Into an SHM, a checkpoint of the same layers but fewer channels anywhere — new input features appended to the
+    first conv, or a wider network (``--config`` with larger widths) — is widened by
+    :func:`sparsemat.train.widen.widen_state`: old channels keep their values, new channels feed nothing old, so
+    the model computes exactly what the checkpoint did. Any other mismatch is a :class:`ModelError` naming
+    ``source``.
 
     Returns:
-        The names of the widened weights.
+        The names of the widened tensors.
     """
+    from sparsemat.models.shm import SHM
+    from sparsemat.train.widen import widen_state, widths_of_state
+
     own = model.state_dict()
-    widened: list[str] = []
-    merged: dict[str, Tensor] = {}
-    for name, value in state.items():
-        ref = own.get(name)
-        if ref is not None and ref.dim() == 4 and value.dim() == 4 and ref.shape[:3] == value.shape[:3] \
-                and ref.shape[3] > value.shape[3]:
-            wide = torch.zeros_like(ref)
-            wide[..., : value.shape[3]] = value
-            merged[name] = wide
-            widened.append(name)
-        else:
-            merged[name] = value
+    merged: dict[str, Tensor] = dict(state)
+    widened = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if isinstance(model, SHM) and widened and set(state) == set(own):
+        try:
+            merged = widen_state(state, widths_of_state(state, model.cfg), model)
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"{source} does not fit the configured SHM network: {exc}") from exc
     try:
         model.load_state_dict(merged)
     except RuntimeError as exc:
         raise ModelError(f"{source} does not fit the configured SHM network: {exc}") from exc
     return widened
+
+
+CALIBRATION_BATCHES = 8
+"""Training batches whose statistics the new batch-norm channels of a widened ``--init`` take under ``--freeze-bn``
+(the first ones of the run)."""
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -508,11 +514,13 @@ class ShmTask:
 
         return replace(SHM_CONFIGS[self.cfg.config], sample_levels=self.levels)
 
-    def build(self) -> nn.Module:
-        """A new SHM of the configured widths and sample levels."""
+    def build(self, like: dict[str, Tensor] | None = None) -> nn.Module:
+        """A new SHM of the configured widths (or those of the state dict ``like``) and sample levels."""
         from sparsemat.models.shm import SHM
+        from sparsemat.train.widen import widths_of_state
 
-        return SHM(self.model_config())
+        cfg = self.model_config()
+        return SHM(cfg if like is None else widths_of_state(like, cfg))
 
     @staticmethod
     def base_alpha(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -888,13 +896,15 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     recent_terms: list[dict[str, float]] = []
     best = float("inf")
     distil = (cfg.distill_weight > 0 or cfg.distill_grad_weight > 0) and isinstance(task, ShmTask)
+    new_bn: dict[str, int] = {}  # batch-norm layers that gained channels by widening --init
     if cfg.init and (distil or not cfg.resume):
         init = init_ckpt if init_ckpt is not None else _read_init(cfg.init)
         init_state, source = init.get("state_dict", init), f"Checkpoint '{cfg.init}' (--init)"
         if not cfg.resume:
             load_init_weights(model, init_state, source)
-        if distil and isinstance(task, ShmTask):  # the teacher: the init weights, also on resume
-            teacher = task.build().to(device)
+            new_bn = new_channel_counts(init_state, model)
+        if distil and isinstance(task, ShmTask):  # the teacher: the init weights (and widths), also on resume
+            teacher = task.build(init_state).to(device)
             load_init_weights(teacher, init_state, source)
             task.teacher = teacher.eval().requires_grad_(False)
     if cfg.reset_head:
@@ -948,6 +958,10 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
             _save(out / "best.pt", {**task.export(avg or model), "step": step, "metrics": metrics})
 
     stream = BatchStream(task.kind, cfg)
+    if new_bn and cfg.freeze_bn:  # frozen statistics of the new channels: measure them first
+        n = calibrate_new_channels(model, new_bn, (task.loss(model, to_device(stream.get(i, cfg.steps), device))
+                                                   for i in range(min(CALIBRATION_BATCHES, cfg.steps))))
+        prog.message(f"widened --init: batch-norm statistics of the new channels measured on {n} batches")
     t_train = float(history[-1]["time_s"]) if history else 0.0
     try:
         if start == 0 and cfg.val_every > 0:
