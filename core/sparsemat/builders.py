@@ -41,8 +41,8 @@ SHM_CONFIGS["lite_cs3"] = SHM_CONFIGS["lite_cs"]
 # lite_cs4: lite_cs3 trained on with grown, choked, noisy and compound mattes drawn more often, distilled towards
 # lite_cs3; the default (MODEL_CARD.md)
 SHM_CONFIGS["lite_cs4"] = SHM_CONFIGS["lite_cs"]
-# lite_csw: lite_cs with every stem, layer, decoder and head width 1.5 times (1.53 M parameters), for fine-tunes
-# widened from a lite_cs checkpoint (sparsemat.train.widen); bytes_per_site scaled from lite's by the widths
+# lite_csw: lite_cs with every stem, layer, decoder and head width 1.5 times (1.53 M parameters), widened from
+# lite_cs4 (sparsemat.train.widen) and trained on; opt-in (MODEL_CARD.md); bytes_per_site scaled from lite's by the widths
 SHM_CONFIGS["lite_csw"] = dataclasses.replace(SHM_CONFIGS["lite_cs"], stem=24, layers=(24, 48, 96, 144),
                                               decoder=(96, 72, 24), head=(24, 12), bytes_per_site=3000.0)
 

@@ -40,7 +40,7 @@ class BenchPlan:
 
     Attributes:
         sizes: size tokens for the speed/quality table (``2k``, ``4k``, ``WxH`` …).
-        configs: SHM configs (``lite_cs4`` the default model, ``lite_cs3``, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``).
+        configs: SHM configs (``lite_cs4`` the default model, ``lite_csw``, ``lite_cs3``, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``).
         backends: sparse backends for the ``sparse`` method (``torch``, ``spconv``); ``dense`` in this
             list enables the ``dense`` method.
         methods: subset of ``sparse, dense, patch, guided, temporal``.
