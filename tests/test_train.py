@@ -658,3 +658,23 @@ def test_sample_levels_are_trained_stored_and_inherited(tmp_path: Path) -> None:
         trainer.resolve_sample_levels(_cfg(tmp_path / "e", sample_levels=(0.2, 0.8)))
     assert cli_main(["train", "shm", "--sample-levels", "0.2,0.8", "--out", str(tmp_path / "f")]) == 2
     assert cli_main(["train", "shm", "--sample-levels", "0.9", "--out", str(tmp_path / "g")]) == 2
+
+
+def test_widened_fine_tune_starts_where_its_init_stands(tmp_path: Path) -> None:
+    """At learning rate 0, a fine-tune of the wider ``lite_csw`` from a narrow checkpoint sees exactly the losses of
+    the same fine-tune at the checkpoint's own widths — distillation included, so its teacher is the checkpoint at
+    its own widths — and under ``freeze_bn`` the new channels' statistics are measured, the old ones kept."""
+    train(_cfg(tmp_path / "a", steps=2, ckpt_every=2), quiet=True)
+    init = str(tmp_path / "a" / "run" / "last.pt")
+    kw: dict[str, object] = dict(steps=1, lr=0.0, warmup=0, init=init, freeze_bn=True, distill_weight=1.0, distill_grad_weight=1.0)
+    terms: dict[str, dict[str, float]] = {}
+    for name in ("lite_cs", "lite_csw"):
+        train(_cfg(tmp_path / name, config=name, **kw), quiet=True, on_step=lambda s, t, n=name: terms.update({n: t}))
+    assert set(terms["lite_cs"]) >= {"distill", "distill_grad", "lap"}
+    for k, v in terms["lite_cs"].items():
+        assert terms["lite_csw"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+    src = torch.load(init, weights_only=True)["state_dict"]
+    out = torch.load(tmp_path / "lite_csw" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert out["layer4.1.bn2.running_var"].shape == (144,)
+    assert torch.equal(out["layer4.1.bn2.running_var"][:96], src["layer4.1.bn2.running_var"])
+    assert not torch.allclose(out["layer4.1.bn2.running_var"][96:], torch.ones(48))

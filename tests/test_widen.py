@@ -1,8 +1,6 @@
-"""Function-preserving widening of a trained SHM (sparsemat.train.widen) and widened fine-tunes."""
+"""Function-preserving widening of a trained SHM (sparsemat.train.widen); the widened fine-tune is in test_train.py."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from sparsemat.engine.session import Session
 from sparsemat.errors import ModelError
 from sparsemat.models.shm import SHM
 from sparsemat.settings import Settings
-from sparsemat.train.trainer import TrainConfig, load_init_weights, train
+from sparsemat.train.trainer import load_init_weights
 from sparsemat.train.widen import calibrate_new_channels, input_channel_index, new_channel_counts, widths_of_state
 
 
@@ -98,32 +96,3 @@ def test_calibration_measures_the_new_channels_only() -> None:
     for k, v in before.items():
         if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
             assert torch.equal(after[k], v), k  # no parameter moves
-
-
-def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
-    base: dict[str, object] = dict(
-        model="shm", config="lite", steps=2, batch=2, crop=64, lr=3e-3, warmup=0, seed=0, out=str(tmp_path / "run"),
-        ckpt_every=2, val_every=0, log_every=10, val_size=2, lr_factors=(2,), photos="none", workers=0, threads=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
-
-
-def test_widened_fine_tune_starts_where_its_init_stands(tmp_path: Path) -> None:
-    """At learning rate 0, a fine-tune of the wider ``lite_csw`` from a narrow checkpoint sees exactly the losses of
-    the same fine-tune at the checkpoint's own widths — distillation included, so its teacher is the checkpoint at
-    its own widths — and under ``freeze_bn`` the new channels' statistics are measured, the old ones kept."""
-    train(_cfg(tmp_path / "a"), quiet=True)
-    init = str(tmp_path / "a" / "run" / "last.pt")
-    kw: dict[str, object] = dict(steps=1, lr=0.0, init=init, freeze_bn=True, distill_weight=1.0, distill_grad_weight=1.0)
-    terms: dict[str, dict[str, float]] = {}
-    for name in ("lite_cs", "lite_csw"):
-        train(_cfg(tmp_path / name, config=name, **kw), quiet=True, on_step=lambda s, t, n=name: terms.update({n: t}))
-    assert set(terms["lite_cs"]) >= {"distill", "distill_grad", "lap"}
-    for k, v in terms["lite_cs"].items():
-        assert terms["lite_csw"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
-    src = torch.load(init, weights_only=True)["state_dict"]
-    out = torch.load(tmp_path / "lite_csw" / "run" / "last.pt", weights_only=True)["state_dict"]
-    assert out["layer4.1.bn2.running_var"].shape == (144,)
-    assert torch.equal(out["layer4.1.bn2.running_var"][:96], src["layer4.1.bn2.running_var"])
-    assert not torch.allclose(out["layer4.1.bn2.running_var"][96:], torch.ones(48))

@@ -63,7 +63,7 @@ from sparsemat.engine.guided import guided_dense, wants_guided_prior
 from sparsemat.errors import ModelError, SettingsError
 from sparsemat.train import losses
 from sparsemat.train.synth import SOFT_EDGE_PROB
-from sparsemat.train.widen import calibrate_new_channels, new_channel_counts
+from sparsemat.train.widen import calibrate_new_channels, new_channel_counts, widen_state, widths_of_state
 
 BAND_LOW = 0.01
 BAND_HIGH = 0.99
@@ -293,7 +293,6 @@ def load_init_weights(model: nn.Module, state: dict[str, Tensor], source: str = 
         The names of the widened tensors.
     """
     from sparsemat.models.shm import SHM
-    from sparsemat.train.widen import widen_state, widths_of_state
 
     own = model.state_dict()
     merged: dict[str, Tensor] = dict(state)
@@ -517,7 +516,6 @@ class ShmTask:
     def build(self, like: dict[str, Tensor] | None = None) -> nn.Module:
         """A new SHM of the configured widths (or those of the state dict ``like``) and sample levels."""
         from sparsemat.models.shm import SHM
-        from sparsemat.train.widen import widths_of_state
 
         cfg = self.model_config()
         return SHM(cfg if like is None else widths_of_state(like, cfg))
