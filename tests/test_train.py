@@ -48,6 +48,51 @@ def test_losses_zero_on_match_and_masked() -> None:
     assert float(losses.gradient_loss(p * m, g * m, m)) == 0.0
 
 
+def test_l2_loss_norm_squares_every_alpha_term() -> None:
+    p = torch.zeros(1, 1, 4, 6)
+    g = torch.zeros(1, 1, 4, 6)
+    p[..., 1, 2] = 0.5  # one site off by 0.5, a second by -0.25
+    p[..., 2, 3] = -0.25
+    m = torch.ones_like(g)
+    # alpha term: sum of squares / (sites + 1), the Charbonnier's normalisation
+    assert float(losses.alpha_loss(p, g, m, "l2")) == pytest.approx((0.25 + 0.0625) / 25.0, rel=1e-6)
+    assert float(losses.alpha_loss(p, g, m, "l1")) == pytest.approx(float(losses.charbonnier(p, g, m)))
+    # gradient term by hand: forward differences in x (4 x 5 pairs) and y (3 x 6 pairs)
+    dx = (p[..., :, 1:] - p[..., :, :-1]).numpy()
+    dy = (p[..., 1:, :] - p[..., :-1, :]).numpy()
+    want = (dx ** 2).sum() / 21.0 + (dy ** 2).sum() / 19.0
+    assert float(losses.gradient_loss(p, g, m, "l2")) == pytest.approx(want, rel=1e-6)
+    want1 = np.abs(dx).sum() / 21.0 + np.abs(dy).sum() / 19.0
+    assert float(losses.gradient_loss(p, g, m)) == pytest.approx(want1, rel=1e-6)
+    # Laplacian term: every band's squares over its own area (+1); with a full mask that area is the band's size
+    bands = zip(losses.laplacian_pyramid(p, 2), losses.laplacian_pyramid(g, 2), strict=True)
+    want_lap = sum(float((a - b).pow(2).sum()) / (a[0, 0].numel() + 1.0) for a, b in bands)
+    assert float(losses.laplacian_loss(p, g, m, levels=2, norm="l2")) == pytest.approx(want_lap, rel=1e-6)
+    with pytest.raises(ValueError, match="l1, l2"):
+        losses.penalty(p, "l3")
+
+
+def test_l2_alpha_term_is_minimised_by_the_mean_of_possible_mattes() -> None:
+    """Where the same input is seen with a hard edge in one of several places, the L1 optimum is a hard step (the
+    median) and the L2 optimum the mean ramp: the softer matte the Grad metric asks for."""
+    x = torch.arange(8.0)
+    gts = torch.stack([(x >= c).float() for c in (2, 3, 3, 4, 5)]).view(5, 1, 1, 8)  # one edge, five places
+    mask = torch.ones(1, 1, 1, 8)
+    fits = {}
+    for norm in ("l1", "l2"):
+        q = torch.full((1, 1, 1, 8), 0.5, requires_grad=True)
+        opt = torch.optim.Adam([q], lr=0.02)
+        for _ in range(600):
+            opt.zero_grad()
+            loss = sum(losses.alpha_loss(q, gt[None], mask, norm) for gt in gts)
+            loss.backward()  # type: ignore[union-attr]
+            opt.step()
+        fits[norm] = q.detach().view(8)
+    mean = gts.view(5, 8).mean(0)
+    assert torch.allclose(fits["l2"], mean, atol=0.02)  # 0, 0, .2, .6, .8, 1, 1, 1
+    assert torch.allclose(fits["l1"], (x >= 3).float(), atol=0.05)  # the median: a hard step at 3
+
+
 def test_local_contrast_matches_numpy_window_std() -> None:
     rgb = torch.rand(1, 3, 12, 14)
     got = losses.local_contrast(rgb, 3)[0, 0].numpy()
@@ -107,8 +152,8 @@ def test_over_sharpening_loss_charges_a_hardened_soft_edge() -> None:
     assert float(losses.over_sharpening_loss(hard, soft, off)) < 1e-6
 
 
-def _loss_with_and_without(tmp_path: Path, name: str, weight: float) -> tuple[float, dict[str, float], float,
-                                                                            dict[str, float]]:
+def _loss_with_and_without(tmp_path: Path, name: str, weight: float | str) -> tuple[float, dict[str, float], float,
+                                                                                  dict[str, float]]:
     """The SHM loss and its logged terms on one batch, for a model moved off its base, without and with the
     ``TrainConfig`` field ``name`` set to ``weight``: ``(loss0, terms0, loss1, terms1)``."""
     from sparsemat.train import trainer
@@ -136,6 +181,22 @@ def test_over_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:
     args = build_parser().parse_args(["train", "shm", "--over-weight", "2", "--out", str(tmp_path)])
     assert config_from_args(args).over_weight == 2.0
     assert cli_main(["train", "shm", "--over-weight", "-1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_loss_norm_l2_squares_the_shm_loss_terms(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    l0, t0, l1, t1 = _loss_with_and_without(tmp_path, "loss_norm", "l2")
+    assert set(t0) == set(t1)
+    for name in ("p4", "p2", "p1", "alpha", "lap"):  # every site error is below 1: its square is smaller
+        assert 0 < t1[name] < t0[name]
+    assert l1 == pytest.approx(0.1 * (t1["p4"] + t1["p2"] + t1["p1"]) + t1["alpha"] + t1["lap"], rel=1e-5)
+    args = build_parser().parse_args(["train", "shm", "--loss-norm", "l2", "--out", str(tmp_path)])
+    assert config_from_args(args).loss_norm == "l2"
+    assert config_from_args(build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])).loss_norm == "l1"
+    with pytest.raises(SettingsError, match="--loss-norm"):
+        train(_cfg(tmp_path / "lpn", model="lpn", loss_norm="l2", steps=1), quiet=True)
 
 
 def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:

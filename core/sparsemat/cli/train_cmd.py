@@ -9,6 +9,7 @@ import logging
 
 from sparsemat.engine.colour_samples import levels_problem
 from sparsemat.errors import SettingsError
+from sparsemat.train.losses import LOSS_NORMS
 from sparsemat.train.trainer import TrainConfig, export_weights, train
 
 
@@ -86,6 +87,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-bn", action="store_true",
                         help="with --init: keep the batch-norm statistics of the initial weights fixed while "
                              "fine-tuning (scale and shift still learn)")
+    parser.add_argument("--loss-norm", choices=LOSS_NORMS, default=d.loss_norm,
+                        help="SHM: penalty of the alpha terms (per output, Laplacian, gradient, distillation): l1 as "
+                             "the official recipe, or l2 (squared errors), whose optimum is the mean of the possible "
+                             "mattes, softer where the inputs leave an edge open [%(default)s]")
     parser.add_argument("--over-weight", type=float, default=d.over_weight,
                         help="SHM: weight of a term that charges the matte's gradient where it is steeper than the "
                              "ground truth's (hardened soft edges; 0: off) [%(default)s]")
@@ -161,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         texture_case_prob=args.texture_case_prob,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
+        loss_norm=str(getattr(args, "loss_norm", "l1")),
         over_weight=float(getattr(args, "over_weight", 0.0)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
         distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),

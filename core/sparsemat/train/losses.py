@@ -14,6 +14,38 @@ from sparsemat.evaluation.metrics import gauss_derivative_kernels
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
+LOSS_NORMS: tuple[str, ...] = ("l1", "l2")
+"""Penalties of the SHM's alpha terms (``TrainConfig.loss_norm``): ``l1`` charges ``|e|`` (Charbonnier for the
+alpha itself), whose minimiser under an uncertain target is its median; ``l2`` charges ``e²``, whose minimiser is its
+mean — where the inputs leave an edge's position or width open, the median of the possible mattes is a hard step and
+the mean a soft ramp."""
+
+
+def penalty(diff: Tensor, norm: str = "l1") -> Tensor:
+    """Elementwise ``|diff|`` (``l1``) or ``diff²`` (``l2``), see :data:`LOSS_NORMS`."""
+    if norm == "l1":
+        return diff.abs()
+    if norm == "l2":
+        return diff * diff
+    raise ValueError(f"unknown loss norm {norm!r}; choose one of {', '.join(LOSS_NORMS)}")
+
+
+def alpha_loss(pred: Tensor, gt: Tensor, mask: Tensor, norm: str = "l1") -> Tensor:
+    """The per-site alpha term: :func:`charbonnier` (``l1``) or the masked squared error
+    ``Σ mask·(p − g)² / (Σ mask + 1)`` (``l2``), with the same normalisation.
+
+    Args:
+        pred, gt: ``[B, 1, H, W]`` alpha in [0, 1].
+        mask: ``[B, 1, H, W]`` float in {0, 1}, the active sites (or a per-item weight broadcast to them).
+        norm: one of :data:`LOSS_NORMS`.
+
+    Returns:
+        0-d float32 tensor.
+    """
+    if norm == "l1":
+        return charbonnier(pred, gt, mask)
+    return (penalty(pred - gt, norm) * mask).sum() / (mask.sum() + 1.0)
+
 
 def charbonnier(pred: Tensor, gt: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
     """Masked Charbonnier ``Σ mask·sqrt((p − g)² + eps) / (Σ mask + 1)`` (the official normalisation).
@@ -53,8 +85,8 @@ def laplacian_pyramid(x: Tensor, levels: int = 5) -> list[Tensor]:
     return out
 
 
-def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor, levels: int = 5) -> Tensor:
-    """Laplacian-pyramid L1 restricted to the band.
+def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor, levels: int = 5, norm: str = "l1") -> Tensor:
+    """Laplacian-pyramid L1 (or, with ``norm="l2"``, squared error) restricted to the band.
 
     Compares ``pred`` and ``gt`` after both are composited over the same values outside ``mask`` (pass the
     inference blend ``mask·α_SHM + (1 − mask)·α↑`` for ``pred`` and ``mask·α_gt + (1 − mask)·α↑`` for ``gt``),
@@ -65,6 +97,7 @@ def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor, levels: int = 5) -> T
         pred, gt: ``[B, 1, H, W]`` in [0, 1].
         mask: ``[B, 1, H, W]`` float band.
         levels: pyramid levels.
+        norm: one of :data:`LOSS_NORMS`.
 
     Returns:
         0-d float32 tensor.
@@ -74,16 +107,18 @@ def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor, levels: int = 5) -> T
     for lp, lg in zip(laplacian_pyramid(pred, levels), laplacian_pyramid(gt, levels), strict=True):
         if m.shape[-2:] != lp.shape[-2:]:
             m = F.adaptive_avg_pool2d(mask, (int(lp.shape[-2]), int(lp.shape[-1])))
-        total = total + (lp - lg).abs().sum() / (m.sum() + 1.0)
+        total = total + penalty(lp - lg, norm).sum() / (m.sum() + 1.0)
     return total
 
 
-def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
-    """L1 between forward-difference gradients of ``pred`` and ``gt`` over the band.
+def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor, norm: str = "l1") -> Tensor:
+    """L1 (or, with ``norm="l2"``, squared error) between forward-difference gradients of ``pred`` and ``gt`` over
+    the band. An L1 of gradients favours piecewise-constant mattes (total variation); squared, it favours smooth ones.
 
     Args:
         pred, gt: ``[B, 1, H, W]`` in [0, 1] (composited as for :func:`laplacian_loss`).
         mask: ``[B, 1, H, W]`` float band.
+        norm: one of :data:`LOSS_NORMS`.
 
     Returns:
         0-d float32 tensor.
@@ -92,7 +127,7 @@ def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
     dyp, dyg = pred[..., 1:, :] - pred[..., :-1, :], gt[..., 1:, :] - gt[..., :-1, :]
     mx = mask[..., :, 1:] * mask[..., :, :-1]
     my = mask[..., 1:, :] * mask[..., :-1, :]
-    return ((dxp - dxg).abs() * mx).sum() / (mx.sum() + 1.0) + ((dyp - dyg).abs() * my).sum() / (my.sum() + 1.0)
+    return (penalty(dxp - dxg, norm) * mx).sum() / (mx.sum() + 1.0) + (penalty(dyp - dyg, norm) * my).sum() / (my.sum() + 1.0)
 
 
 def gaussian_gradient_magnitude(alpha: Tensor, sigma: float = 1.4) -> Tensor:

@@ -90,6 +90,9 @@ class TrainConfig:
         kernel: band dilation (px, odd), as the engine's ``kernel_size``.
         side_weights: weights of ``p4x, p2x, p1x`` and the final alpha.
         lap_weight, grad_weight: weights of the Laplacian and gradient terms.
+        loss_norm: penalty of every SHM alpha term (the per-output terms, Laplacian, gradient and both distillation
+            pulls): ``l1`` (Charbonnier and L1, the official recipe) or ``l2`` (squared errors), see
+            :data:`~sparsemat.train.losses.LOSS_NORMS`. The over-sharpening term is squared either way.
         over_weight: weight of :func:`~sparsemat.train.losses.over_sharpening_loss` on the blend in the band (0:
             off): the Grad metric's Gaussian-derivative gradient magnitude where it exceeds the ground truth's, so
             hardening an edge the ground truth keeps soft costs more than under-sharpening one (SHM).
@@ -164,6 +167,7 @@ class TrainConfig:
     side_weights: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 1.0)
     lap_weight: float = 1.0
     grad_weight: float = 0.0
+    loss_norm: str = "l1"
     over_weight: float = 0.0
     data: str = "synthetic"
     photos: str | None = None
@@ -551,8 +555,8 @@ class ShmTask:
         return self.backend.from_coords(coords, f, (h, w), b), band, base
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        """Charbonnier per output on its active sites + Laplacian (+ gradient, + over-sharpening) of the blend in
-        the band
+        """Charbonnier (``loss_norm="l2"``: squared error) per output on its active sites + Laplacian (+ gradient,
+        + over-sharpening) of the blend in the band, the first three in ``loss_norm``
         (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pulls towards the teacher
         outside texture cases when ``distill_weight > 0`` (alpha) or ``distill_grad_weight > 0`` (gradients of the
         blend), from one teacher pass)."""
@@ -566,18 +570,18 @@ class ShmTask:
         for name, m, wgt in zip(names, maps, self.cfg.side_weights, strict=True):
             mask = m.sites
             g = losses.resize_to(gt, tuple(m.features.shape[-2:]))
-            term = losses.charbonnier(m.features, g, mask)
+            term = losses.alpha_loss(m.features, g, mask, self.cfg.loss_norm)
             terms[name] = float(term.detach())
             total = total + wgt * term
         prior = batch["prior_hr"]
         blend = band * out.alpha.features + (1.0 - band) * prior
         target = band * gt + (1.0 - band) * prior
         if self.cfg.lap_weight > 0:
-            lap = losses.laplacian_loss(blend, target, band)
+            lap = losses.laplacian_loss(blend, target, band, norm=self.cfg.loss_norm)
             terms["lap"] = float(lap.detach())
             total = total + self.cfg.lap_weight * lap
         if self.cfg.grad_weight > 0:
-            gl = losses.gradient_loss(blend, target, band)
+            gl = losses.gradient_loss(blend, target, band, self.cfg.loss_norm)
             terms["grad"] = float(gl.detach())
             total = total + self.cfg.grad_weight * gl
         if self.cfg.over_weight > 0:
@@ -614,20 +618,20 @@ class ShmTask:
         return 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
 
     def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor], teacher: Tensor | None = None) -> Tensor:
-        """Charbonnier between the student's final ``alpha`` (``SparseMap`` on the band's sites) and the
-        teacher's (``teacher``, else :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture
+        """The alpha term (:func:`losses.alpha_loss`: Charbonnier, or squared error with ``loss_norm="l2"``) between
+        the student's final ``alpha`` (``SparseMap`` on the band's sites) and the teacher's (``teacher``, else :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture
         cases (all items when the batch has no ``texture`` entry). 0-d float32."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
-        return losses.charbonnier(alpha.features, target, alpha.sites * self._keep(batch))
+        return losses.alpha_loss(alpha.features, target, alpha.sites * self._keep(batch), self.cfg.loss_norm)
 
     def distill_grad_loss(self, blend: Tensor, band: Tensor, x: Any, batch: dict[str, Tensor],
                           teacher: Tensor | None = None) -> Tensor:
-        """Gradient L1 (:func:`losses.gradient_loss`) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
+        """Gradient L1 or L2 (:func:`losses.gradient_loss`, ``loss_norm``) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
         in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the same way, over the band of
         items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         t_blend = band * target + (1.0 - band) * batch["prior_hr"]
-        return losses.gradient_loss(blend, t_blend, band * self._keep(batch))
+        return losses.gradient_loss(blend, t_blend, band * self._keep(batch), self.cfg.loss_norm)
 
     def val_set(self) -> list[dict[str, Tensor]]:
         """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
@@ -879,6 +883,8 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
+    if cfg.loss_norm != "l1" and not isinstance(task, ShmTask):
+        raise SettingsError("--loss-norm", cfg.loss_norm, "applies to SHM runs; the LPN trains with l1")
     for flag, w in (("--distill-weight", cfg.distill_weight), ("--distill-grad-weight", cfg.distill_grad_weight)):
         if w > 0 and not (cfg.init and isinstance(task, ShmTask)):
             raise SettingsError(flag, w, "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
