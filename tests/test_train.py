@@ -152,10 +152,8 @@ def test_over_sharpening_loss_charges_a_hardened_soft_edge() -> None:
     assert float(losses.over_sharpening_loss(hard, soft, off)) < 1e-6
 
 
-def _loss_with_and_without(tmp_path: Path, name: str, weight: float | str) -> tuple[float, dict[str, float], float,
-                                                                                  dict[str, float]]:
-    """The SHM loss and its logged terms on one batch, for a model moved off its base, without and with the
-    ``TrainConfig`` field ``name`` set to ``weight``: ``(loss0, terms0, loss1, terms1)``."""
+def _batch_and_moved_model(tmp_path: Path) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    """One SHM training batch and a ``lite`` SHM moved off its base (its head's last conv randomised)."""
     from sparsemat.train import trainer
 
     cfg0 = _cfg(tmp_path, crop=64, batch=2)
@@ -166,7 +164,17 @@ def _loss_with_and_without(tmp_path: Path, name: str, weight: float | str) -> tu
     model = trainer.ShmTask(cfg0).build()
     with torch.no_grad():
         model.head[-1].weight.normal_(0, 0.1)  # type: ignore[index, union-attr]  # move off the base
-    l0, t0 = trainer.ShmTask(cfg0).loss(model, arr)
+    return arr, model
+
+
+def _loss_with_and_without(tmp_path: Path, name: str, weight: float | str) -> tuple[float, dict[str, float], float,
+                                                                                  dict[str, float]]:
+    """The SHM loss and its logged terms on one batch, for a model moved off its base, without and with the
+    ``TrainConfig`` field ``name`` set to ``weight``: ``(loss0, terms0, loss1, terms1)``."""
+    from sparsemat.train import trainer
+
+    arr, model = _batch_and_moved_model(tmp_path)
+    l0, t0 = trainer.ShmTask(_cfg(tmp_path, crop=64, batch=2)).loss(model, arr)
     l1, t1 = trainer.ShmTask(_cfg(tmp_path, crop=64, batch=2, **{name: weight})).loss(model, arr)
     return float(l0.detach()), t0, float(l1.detach()), t1
 
@@ -197,6 +205,29 @@ def test_loss_norm_l2_squares_the_shm_loss_terms(tmp_path: Path) -> None:
     assert config_from_args(build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])).loss_norm == "l1"
     with pytest.raises(SettingsError, match="--loss-norm"):
         train(_cfg(tmp_path / "lpn", model="lpn", loss_norm="l2", steps=1), quiet=True)
+
+
+def test_edge_norm_sets_the_structure_terms_alone(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+    from sparsemat.train import trainer
+
+    arr, model = _batch_and_moved_model(tmp_path)
+    terms = {}
+    for norms in (("l1", None), ("l2", None), ("l1", "l2"), ("l2", "l1")):
+        cfg = _cfg(tmp_path, crop=64, batch=2, grad_weight=1.0, loss_norm=norms[0], edge_norm=norms[1])
+        terms[norms] = trainer.ShmTask(cfg).loss(model, arr)[1]
+    for alpha_norm, edge_norm in (("l1", "l2"), ("l2", "l1")):
+        mixed = terms[(alpha_norm, edge_norm)]
+        assert mixed["alpha"] == pytest.approx(terms[(alpha_norm, None)]["alpha"], rel=1e-6)
+        assert mixed["p4"] == pytest.approx(terms[(alpha_norm, None)]["p4"], rel=1e-6)
+        assert mixed["lap"] == pytest.approx(terms[(edge_norm, None)]["lap"], rel=1e-6)
+        assert mixed["grad"] == pytest.approx(terms[(edge_norm, None)]["grad"], rel=1e-6)
+    assert terms[("l1", "l2")]["lap"] != pytest.approx(terms[("l1", None)]["lap"], rel=1e-3)
+    args = build_parser().parse_args(["train", "shm", "--edge-norm", "l2", "--out", str(tmp_path)])
+    assert (config_from_args(args).loss_norm, config_from_args(args).edge_norm) == ("l1", "l2")
+    with pytest.raises(SettingsError, match="--edge-norm"):
+        train(_cfg(tmp_path / "lpn", model="lpn", edge_norm="l2", steps=1), quiet=True)
 
 
 def test_flat_weight_adds_the_term_to_the_shm_loss(tmp_path: Path) -> None:

@@ -88,9 +88,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="with --init: keep the batch-norm statistics of the initial weights fixed while "
                              "fine-tuning (scale and shift still learn)")
     parser.add_argument("--loss-norm", choices=LOSS_NORMS, default=d.loss_norm,
-                        help="SHM: penalty of the alpha terms (per output, Laplacian, gradient, distillation): l1 as "
-                             "the official recipe, or l2 (squared errors), whose optimum is the mean of the possible "
-                             "mattes, softer where the inputs leave an edge open [%(default)s]")
+                        help="SHM: penalty of the alpha terms (per output, distillation): l1 as the official recipe, "
+                             "or l2 (squared errors), whose optimum is the mean of the possible mattes, softer where "
+                             "the inputs leave an edge open; also the structure terms' unless --edge-norm [%(default)s]")
+    parser.add_argument("--edge-norm", choices=LOSS_NORMS, default=None,
+                        help="SHM: penalty of the structure terms (Laplacian, gradient, distillation gradient): l1 "
+                             "favours piecewise-constant mattes, l2 smooth ones [--loss-norm]")
     parser.add_argument("--over-weight", type=float, default=d.over_weight,
                         help="SHM: weight of a term that charges the matte's gradient where it is steeper than the "
                              "ground truth's (hardened soft edges; 0: off) [%(default)s]")
@@ -167,6 +170,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
         loss_norm=str(getattr(args, "loss_norm", "l1")),
+        edge_norm=getattr(args, "edge_norm", None),
         over_weight=float(getattr(args, "over_weight", 0.0)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
         distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),

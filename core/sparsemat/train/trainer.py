@@ -90,9 +90,11 @@ class TrainConfig:
         kernel: band dilation (px, odd), as the engine's ``kernel_size``.
         side_weights: weights of ``p4x, p2x, p1x`` and the final alpha.
         lap_weight, grad_weight: weights of the Laplacian and gradient terms.
-        loss_norm: penalty of every SHM alpha term (the per-output terms, Laplacian, gradient and both distillation
-            pulls): ``l1`` (Charbonnier and L1, the official recipe) or ``l2`` (squared errors), see
-            :data:`~sparsemat.train.losses.LOSS_NORMS`. The over-sharpening term is squared either way.
+        loss_norm: penalty of the SHM's alpha terms (the per-output terms and the distillation's alpha pull): ``l1``
+            (Charbonnier, the official recipe) or ``l2`` (squared errors), see
+            :data:`~sparsemat.train.losses.LOSS_NORMS`; and of its structure terms when ``edge_norm`` is None.
+        edge_norm: penalty of the SHM's structure terms (Laplacian pyramid, gradient, the distillation's gradient
+            pull): ``l1`` or ``l2``; None: ``loss_norm``. The over-sharpening term is squared either way.
         over_weight: weight of :func:`~sparsemat.train.losses.over_sharpening_loss` on the blend in the band (0:
             off): the Grad metric's Gaussian-derivative gradient magnitude where it exceeds the ground truth's, so
             hardening an edge the ground truth keeps soft costs more than under-sharpening one (SHM).
@@ -168,6 +170,7 @@ class TrainConfig:
     lap_weight: float = 1.0
     grad_weight: float = 0.0
     loss_norm: str = "l1"
+    edge_norm: str | None = None
     over_weight: float = 0.0
     data: str = "synthetic"
     photos: str | None = None
@@ -556,7 +559,7 @@ class ShmTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Charbonnier (``loss_norm="l2"``: squared error) per output on its active sites + Laplacian (+ gradient,
-        + over-sharpening) of the blend in the band, the first three in ``loss_norm``
+        + over-sharpening) of the blend in the band, the Laplacian and gradient in :meth:`edge_norm`
         (+ the flat-region pull towards the base alpha when ``flat_weight > 0``; + the pulls towards the teacher
         outside texture cases when ``distill_weight > 0`` (alpha) or ``distill_grad_weight > 0`` (gradients of the
         blend), from one teacher pass)."""
@@ -577,11 +580,11 @@ class ShmTask:
         blend = band * out.alpha.features + (1.0 - band) * prior
         target = band * gt + (1.0 - band) * prior
         if self.cfg.lap_weight > 0:
-            lap = losses.laplacian_loss(blend, target, band, norm=self.cfg.loss_norm)
+            lap = losses.laplacian_loss(blend, target, band, norm=self.edge_norm)
             terms["lap"] = float(lap.detach())
             total = total + self.cfg.lap_weight * lap
         if self.cfg.grad_weight > 0:
-            gl = losses.gradient_loss(blend, target, band, self.cfg.loss_norm)
+            gl = losses.gradient_loss(blend, target, band, self.edge_norm)
             terms["grad"] = float(gl.detach())
             total = total + self.cfg.grad_weight * gl
         if self.cfg.over_weight > 0:
@@ -605,6 +608,11 @@ class ShmTask:
                 total = total + self.cfg.distill_grad_weight * dg
         return total, terms
 
+    @property
+    def edge_norm(self) -> str:
+        """Penalty of the structure terms: :attr:`TrainConfig.edge_norm`, else :attr:`TrainConfig.loss_norm`."""
+        return self.cfg.edge_norm or self.cfg.loss_norm
+
     def teacher_alpha(self, x: Any, batch: dict[str, Tensor]) -> Tensor:
         """The teacher's final alpha ``[B, 1, H, W]`` float32 in [0, 1] (0 off its sites) on the student's own
         sparse input ``x`` (:meth:`inputs`; the teacher is the same network), without gradients."""
@@ -626,12 +634,12 @@ class ShmTask:
 
     def distill_grad_loss(self, blend: Tensor, band: Tensor, x: Any, batch: dict[str, Tensor],
                           teacher: Tensor | None = None) -> Tensor:
-        """Gradient L1 or L2 (:func:`losses.gradient_loss`, ``loss_norm``) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
+        """Gradient L1 or L2 (:func:`losses.gradient_loss`, :meth:`edge_norm`) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
         in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the same way, over the band of
         items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         t_blend = band * target + (1.0 - band) * batch["prior_hr"]
-        return losses.gradient_loss(blend, t_blend, band * self._keep(batch), self.cfg.loss_norm)
+        return losses.gradient_loss(blend, t_blend, band * self._keep(batch), self.edge_norm)
 
     def val_set(self) -> list[dict[str, Tensor]]:
         """Fixed validation batches: ``val_size`` crops from ``seed + VAL_SEED_OFFSET``, factors and kinds
@@ -883,8 +891,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     task = make_task(cfg)
     if cfg.freeze_bn and not (cfg.init or cfg.resume):
         raise SettingsError("--freeze-bn", True, "needs --init: frozen statistics of random weights normalise nothing")
-    if cfg.loss_norm != "l1" and not isinstance(task, ShmTask):
-        raise SettingsError("--loss-norm", cfg.loss_norm, "applies to SHM runs; the LPN trains with l1")
+    for flag, norm in (("--loss-norm", cfg.loss_norm), ("--edge-norm", cfg.edge_norm or "l1")):
+        if norm != "l1" and not isinstance(task, ShmTask):
+            raise SettingsError(flag, norm, "applies to SHM runs; the LPN trains with l1")
     for flag, w in (("--distill-weight", cfg.distill_weight), ("--distill-grad-weight", cfg.distill_grad_weight)):
         if w > 0 and not (cfg.init and isinstance(task, ShmTask)):
             raise SettingsError(flag, w, "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
