@@ -88,9 +88,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="with --init: keep the batch-norm statistics of the initial weights fixed while "
                              "fine-tuning (scale and shift still learn)")
     parser.add_argument("--loss-norm", choices=LOSS_NORMS, default=d.loss_norm,
-                        help="SHM: penalty of the alpha terms (per output, distillation): l1 as the official recipe, "
-                             "or l2 (squared errors), whose optimum is the mean of the possible mattes, softer where "
-                             "the inputs leave an edge open; also the structure terms' unless --edge-norm [%(default)s]")
+                        help="SHM: penalty of the alpha terms (per output, distillation): l1 as the official "
+                             "recipe, or l2 (squared errors), whose optimum is the mean of the possible mattes, "
+                             "softer where the inputs leave an edge open; also the structure terms' unless "
+                             "--edge-norm [%(default)s]")
     parser.add_argument("--edge-norm", choices=LOSS_NORMS, default=None,
                         help="SHM: penalty of the structure terms (Laplacian, gradient, distillation gradient): l1 "
                              "favours piecewise-constant mattes, l2 smooth ones [--loss-norm]")

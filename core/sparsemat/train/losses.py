@@ -30,6 +30,11 @@ def penalty(diff: Tensor, norm: str = "l1") -> Tensor:
     raise ValueError(f"unknown loss norm {norm!r}; choose one of {', '.join(LOSS_NORMS)}")
 
 
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """``Σ mask·values / (Σ mask + 1)``, the official normalisation of every masked term."""
+    return (values * mask).sum() / (mask.sum() + 1.0)
+
+
 def alpha_loss(pred: Tensor, gt: Tensor, mask: Tensor, norm: str = "l1") -> Tensor:
     """The per-site alpha term: :func:`charbonnier` (``l1``) or the masked squared error
     ``Σ mask·(p − g)² / (Σ mask + 1)`` (``l2``), with the same normalisation.
@@ -44,7 +49,7 @@ def alpha_loss(pred: Tensor, gt: Tensor, mask: Tensor, norm: str = "l1") -> Tens
     """
     if norm == "l1":
         return charbonnier(pred, gt, mask)
-    return (penalty(pred - gt, norm) * mask).sum() / (mask.sum() + 1.0)
+    return _masked_mean(penalty(pred - gt, norm), mask)
 
 
 def charbonnier(pred: Tensor, gt: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
@@ -127,7 +132,7 @@ def gradient_loss(pred: Tensor, gt: Tensor, mask: Tensor, norm: str = "l1") -> T
     dyp, dyg = pred[..., 1:, :] - pred[..., :-1, :], gt[..., 1:, :] - gt[..., :-1, :]
     mx = mask[..., :, 1:] * mask[..., :, :-1]
     my = mask[..., 1:, :] * mask[..., :-1, :]
-    return (penalty(dxp - dxg, norm) * mx).sum() / (mx.sum() + 1.0) + (penalty(dyp - dyg, norm) * my).sum() / (my.sum() + 1.0)
+    return _masked_mean(penalty(dxp - dxg, norm), mx) + _masked_mean(penalty(dyp - dyg, norm), my)
 
 
 def gaussian_gradient_magnitude(alpha: Tensor, sigma: float = 1.4) -> Tensor:

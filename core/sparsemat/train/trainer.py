@@ -627,16 +627,17 @@ class ShmTask:
 
     def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor], teacher: Tensor | None = None) -> Tensor:
         """The alpha term (:func:`losses.alpha_loss`: Charbonnier, or squared error with ``loss_norm="l2"``) between
-        the student's final ``alpha`` (``SparseMap`` on the band's sites) and the teacher's (``teacher``, else :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture
-        cases (all items when the batch has no ``texture`` entry). 0-d float32."""
+        the student's final ``alpha`` (``SparseMap`` on the band's sites) and the teacher's (``teacher``, else
+        :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture cases (all items when the batch
+        has no ``texture`` entry). 0-d float32."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         return losses.alpha_loss(alpha.features, target, alpha.sites * self._keep(batch), self.cfg.loss_norm)
 
     def distill_grad_loss(self, blend: Tensor, band: Tensor, x: Any, batch: dict[str, Tensor],
                           teacher: Tensor | None = None) -> Tensor:
-        """Gradient L1 or L2 (:func:`losses.gradient_loss`, :meth:`edge_norm`) between the student's ``blend`` ``[B, 1, H, W]`` (its alpha
-        in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the same way, over the band of
-        items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
+        """Gradient L1 or L2 (:func:`losses.gradient_loss`, :meth:`edge_norm`) between the student's ``blend``
+        ``[B, 1, H, W]`` (its alpha in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the
+        same way, over the band of items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         t_blend = band * target + (1.0 - band) * batch["prior_hr"]
         return losses.gradient_loss(blend, t_blend, band * self._keep(batch), self.edge_norm)
