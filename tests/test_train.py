@@ -620,6 +620,81 @@ def test_batches_mark_texture_case_crops() -> None:
     assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["texture"], b["texture"])
 
 
+def test_batches_name_each_crops_degradation_kind() -> None:
+    """Every SHM batch path carries ``kind [B, K]``, the one-hot of the degradation each crop's prior went through;
+    on the default path a batch drawn with no kinds named is the batch drawn with all of them (the kind is drawn
+    by the same call)."""
+    from sparsemat.train.datasets import SyntheticSource
+    from sparsemat.train.synth import PRIOR_KINDS, kind_onehot, training_batch
+
+    assert kind_onehot("noise").tolist() == [float(k == "noise") for k in PRIOR_KINDS]
+    src = SyntheticSource([])
+    for kw in ({}, {"sample_scale": (1.0, 1.2), "crops_per_sample": 2},
+               {"sample_scale": (1.0, 1.2), "crops_per_sample": 2, "whole_view": True}):
+        b = src.shm_batch(np.random.default_rng(5), 3, 64, 2, ["erode", "noise", "combo"], fixed_kinds=True, **kw)
+        assert b["kind"].shape == (3, len(PRIOR_KINDS)), kw
+        assert [PRIOR_KINDS[i] for i in b["kind"].argmax(1)] == ["erode", "noise", "combo"], kw
+        assert np.all(b["kind"].sum(1) == 1.0), kw
+    named = src.shm_batch(np.random.default_rng(8), 4, 64, 2, None)
+    every = src.shm_batch(np.random.default_rng(8), 4, 64, 2, list(PRIOR_KINDS))
+    assert set(named) == set(every)
+    for k in named:
+        assert np.array_equal(named[k], every[k]), k
+    assert np.all(named["kind"].sum(1) == 1.0)
+    crops = src.shm_batch(np.random.default_rng(8), 4, 64, 2, None, sample_scale=(1.0, 1.2), crops_per_sample=2)
+    assert crops["kind"].shape == (4, len(PRIOR_KINDS)) and np.all(crops["kind"].sum(1) == 1.0)
+    plain = training_batch(np.random.default_rng(2), 2, 64, lr_factor=2, kinds=["blur"])
+    assert plain["kind"].argmax(1).tolist() == [PRIOR_KINDS.index("blur")] * 2
+
+
+def test_distill_skip_kinds_leave_those_crops_out(tmp_path: Path) -> None:
+    """With ``distill_skip_kinds`` both distillation terms leave out the crops of those kinds exactly as they leave
+    out texture cases; naming every kind in the batch leaves nothing to distil; the flag reaches the config, unknown
+    kinds are refused, and so is the flag without a distillation term."""
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    task, student, batch, _ = _student_and_teacher(tmp_path, distill_weight=1.0, distill_grad_weight=1.0)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+
+    def terms(t: Any, b: dict[str, torch.Tensor]) -> tuple[float, float]:
+        x, band, _ = t.inputs(student, b)
+        with torch.no_grad():
+            out = student(x, b["lr_rgb"], b["lr_prior"])
+        blend = band * out.alpha.features + (1.0 - band) * b["prior_hr"]
+        return float(t.distill_loss(out.alpha, x, b)), float(t.distill_grad_loss(blend, band, x, b))
+
+    full = terms(task, batch)
+    assert min(full) > 1e-3
+    skip = _replace_cfg(task, distill_skip_kinds=("dilate",))  # item 0 is dilate, item 1 blur
+    as_texture = {**batch, "texture": torch.tensor([[1.0], [0.0]])}
+    assert terms(skip, batch) == terms(task, as_texture)
+    assert terms(skip, batch) != full
+    assert terms(_replace_cfg(task, distill_skip_kinds=("erode",)), batch) == full  # no crop of that kind
+    assert terms(_replace_cfg(task, distill_skip_kinds=("dilate", "blur")), batch) == (0.0, 0.0)
+    args = build_parser().parse_args(["train", "shm", "--init", "x.pt", "--distill-weight", "1",
+                                      "--distill-skip-kinds", "noise,combo", "--out", str(tmp_path)])
+    assert config_from_args(args).distill_skip_kinds == ("noise", "combo")
+    assert config_from_args(build_parser().parse_args(["train", "shm", "--out", str(tmp_path)])).distill_skip_kinds == ()
+    assert cli_main(["train", "shm", "--distill-skip-kinds", "noise,smudge", "--out", str(tmp_path / "k")]) == 2
+    assert not (tmp_path / "k").exists()
+    with pytest.raises(SettingsError, match="--distill-skip-kinds"):
+        train(_cfg(tmp_path / "c", steps=1, distill_skip_kinds=("noise",)), quiet=True)
+    assert not (tmp_path / "c").exists()
+
+
+def _replace_cfg(task: Any, **kw: object) -> Any:
+    """A copy of the ShmTask ``task`` (same teacher) with ``kw`` replaced in its config."""
+    import copy
+    from dataclasses import replace
+
+    other = copy.copy(task)
+    other.cfg = replace(task.cfg, **kw)
+    return other
+
+
 def _student_and_teacher(tmp_path: Path, **kw: object) -> tuple[Any, torch.nn.Module, dict[str, torch.Tensor], str]:
     """A distillation ShmTask (``kw`` into its config) whose teacher and student (eval mode) both hold the weights of
     a 2-step run, the ``init`` checkpoint's path and a test batch."""

@@ -104,6 +104,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-grad-weight", type=float, default=d.distill_grad_weight,
                         help="SHM with --init: weight of a pull of the matte's gradients towards the initial "
                              "weights' own on the same crops (0: off) [%(default)s]")
+    parser.add_argument("--distill-skip-kinds", default="", metavar="KINDS",
+                        help="SHM: prior degradations (comma list, as --kinds) whose crops the distillation terms leave "
+                             "out, so the fine-tune learns them from the data alone [none]")
     parser.add_argument("--sample-levels", type=_floats, default=None, metavar="FG,BG",
                         help="SHM: prior alpha above / below which a low-res pixel is a foreground / background colour "
                              "sample for the colour-sample inputs; stored in the checkpoint so the engine uses them "
@@ -127,6 +130,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     bad = [k for k in kinds if k not in PRIOR_KINDS]
     if bad:
         raise SettingsError("--kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
+    skip = tuple(k for k in str(getattr(args, "distill_skip_kinds", "")).split(",") if k)
+    bad = [k for k in skip if k not in PRIOR_KINDS]
+    if bad:
+        raise SettingsError("--distill-skip-kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
     if len(args.side_weights) != 4:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
     if not 0.0 <= args.soft_edge_prob <= 1.0:
@@ -175,6 +182,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         over_weight=float(getattr(args, "over_weight", 0.0)),
         distill_weight=float(getattr(args, "distill_weight", 0.0)),
         distill_grad_weight=float(getattr(args, "distill_grad_weight", 0.0)),
+        distill_skip_kinds=skip,
         sample_levels=levels,
     )
 

@@ -13,7 +13,8 @@
 
 Every source returns numpy batches in the layout of :func:`sparsemat.train.synth.training_batch` (float32,
 display sRGB in [0, 1]): SHM batches ``rgb [B,3,H,W]``, ``alpha``/``prior_hr [B,1,H,W]``, ``lr_rgb [B,3,h,w]``,
-``lr_prior [B,1,h,w]``, ``texture [B,1]`` (1.0 for crops of a texture-case composite; user data: 0) (with
+``lr_prior [B,1,h,w]``, ``texture [B,1]`` (1.0 for crops of a texture-case composite; user data: 0), ``kind
+[B,K]`` (one-hot of the crop's prior degradation, :data:`~sparsemat.train.synth.PRIOR_KINDS` order) (with
 ``whole_view``, also ``est [B,6,H,W]``: see :class:`WholeView`); LPN batches
 ``rgb [B,3,S,S]``, ``alpha [B,1,S,S]``.
 """
@@ -32,9 +33,11 @@ from sparsemat.engine.resize import upsample_at
 from sparsemat.errors import InputError, SettingsError
 from sparsemat.train import imops
 from sparsemat.train.synth import (
+    PRIOR_KINDS,
     SOFT_EDGE_PROB,
     degrade_prior,
     find_photo_dir,
+    kind_onehot,
     load_photos,
     make_background,
     make_sample,
@@ -44,7 +47,7 @@ from sparsemat.train.synth import (
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".bmp"}
 
-_KEYS = ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "texture")
+_KEYS = ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "texture", "kind")
 WHOLE_VIEW_KINDS = 3
 """Degradation kinds drawn per composite with ``whole_view`` (each degrades the whole composite once; every crop
 of the composite takes one of them, so the kinds stay uniform over crops)."""
@@ -113,8 +116,6 @@ def _cut_crops(rng: np.random.Generator, batch: int, crop: int, factor: int, kin
     the random kinds of one composite are drawn from :data:`WHOLE_VIEW_KINDS` of them; ``sample_levels`` are those of
     its colour estimates (``SHMConfig.sample_levels`` of the model trained). Every item also carries
     ``texture [1]`` (1.0 when its composite is a texture case)."""
-    from sparsemat.train.synth import PRIOR_KINDS
-
     out: dict[str, list[np.ndarray]] = {}
     n = 0
     with torch_threads(1):
@@ -213,7 +214,8 @@ def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray,
             composite's degraded matte and the item gains ``est``; None degrades the crop's own matte.
 
     Returns:
-        ``rgb [3,c,c]``, ``alpha [1,c,c]``, ``prior_hr [1,c,c]``, ``lr_rgb [3,l,l]``, ``lr_prior [1,l,l]`` with
+        ``rgb [3,c,c]``, ``alpha [1,c,c]``, ``prior_hr [1,c,c]``, ``lr_rgb [3,l,l]``, ``lr_prior [1,l,l]``,
+        ``kind [K]`` (one-hot of the degradation, :func:`~sparsemat.train.synth.kind_onehot`) with
         ``l = crop // factor``; with ``view`` also ``est [6,c,c]`` (``F̂``, ``B̂`` from the whole view).
     """
     rgb, alpha = _at_least(rgb, alpha, crop)
@@ -235,6 +237,8 @@ def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray,
     lr = crop // factor
     extra: dict[str, np.ndarray] = {}
     if view is None:
+        if kind is None:  # drawn as degrade_prior would draw it (same generator call), so the item can name it
+            kind = str(rng.choice(PRIOR_KINDS))
         degraded = degrade_prior(a, rng, kind)
     else:
         if kind is None:
@@ -252,6 +256,7 @@ def shm_crops_from(rng: np.random.Generator, rgb: np.ndarray, alpha: np.ndarray,
         "prior_hr": imops.resize(lr_prior, (crop, crop), mode="bilinear")[None],
         "lr_rgb": imops.resize(r, (lr, lr), mode="area").transpose(2, 0, 1),
         "lr_prior": lr_prior[None],
+        "kind": kind_onehot(kind),
         **extra,
     }
 

@@ -54,6 +54,14 @@ PRIOR_KINDS: tuple[str, ...] = (
 )
 """Named prior degradations understood by :func:`degrade_prior` (evaluation reports per kind)."""
 
+
+def kind_onehot(kind: str) -> np.ndarray:
+    """``[len(PRIOR_KINDS)]`` float32 one-hot of a prior degradation ``kind`` (a training batch's ``kind`` entry,
+    :data:`PRIOR_KINDS` order), so a loss can treat crops by how their prior was degraded."""
+    out = np.zeros(len(PRIOR_KINDS), dtype=np.float32)
+    out[PRIOR_KINDS.index(kind)] = 1.0
+    return out
+
 PHOTO_DIR_ENV = "SPARSEMAT_PHOTO_DIR"
 
 SOFT_EDGE_PROB = 0.25
@@ -952,8 +960,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
         ``rgb`` [B, 3, H, W], ``alpha`` [B, 1, H, W], ``prior_hr`` [B, 1, H, W], ``lr_rgb`` [B, 3, h, w],
         ``lr_prior`` [B, 1, h, w], ``fg`` [B, 3, H, W], ``bg`` [B, 3, H, W], ``texture`` [B, 1] (1: the item's
-        composite is a texture case) and ``lr_factor`` (0-d int64), with ``H = W = crop`` and
-        ``h = w = crop // lr_factor``.
+        composite is a texture case), ``kind`` [B, K] (one-hot of the item's degradation, :func:`kind_onehot`) and
+        ``lr_factor`` (0-d int64), with ``H = W = crop`` and ``h = w = crop // lr_factor``.
     """
     with torch_threads(threads):
         return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
@@ -969,7 +977,7 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
     lr = crop // f
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("rgb", "alpha", "prior_hr", "lr_rgb", "lr_prior", "fg", "bg",
-                                                        "texture")}
+                                                        "texture", "kind")}
     for _ in range(batch):
         sh = int(round(crop * rng.uniform(*sample_scale)))
         sw = int(round(crop * rng.uniform(*sample_scale)))
@@ -983,7 +991,8 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
         if flip:
             parts = {k: v[:, ::-1] for k, v in parts.items()}
         parts = {k: np.ascontiguousarray(v) for k, v in parts.items()}
-        kind = str(rng.choice(list(kinds))) if kinds else None
+        # the kind is drawn here as degrade_prior would draw it (same generator call), so the batch can name it
+        kind = str(rng.choice(list(kinds))) if kinds else str(rng.choice(PRIOR_KINDS))
         degraded = degrade_prior(parts["alpha"], rng, kind)
         lr_prior = imops.resize(degraded, (lr, lr), mode="area")
         out["rgb"].append(parts["rgb"].transpose(2, 0, 1))
@@ -994,6 +1003,7 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
         out["prior_hr"].append(imops.resize(lr_prior, (crop, crop), mode="bilinear")[None])
         out["lr_rgb"].append(imops.resize(parts["rgb"], (lr, lr), mode="area").transpose(2, 0, 1))
         out["texture"].append(np.array([float(smp.texture_case)], dtype=np.float32))
+        out["kind"].append(kind_onehot(kind))
     res = {k: torch.from_numpy(np.clip(np.stack(v), 0.0, 1.0).astype(np.float32)) for k, v in out.items()}
     res["lr_factor"] = torch.tensor(f)
     return res

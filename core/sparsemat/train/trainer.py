@@ -140,6 +140,10 @@ class TrainConfig:
             teacher's blend (its alpha in the band, the upsampled prior elsewhere) on the same crops and band as
             ``distill_weight``; 0: off. It keeps the edge structure of ``init`` where the fine-tune has nothing new
             to learn. SHM only; needs ``init``.
+        distill_skip_kinds: prior degradations (:data:`~sparsemat.train.synth.PRIOR_KINDS`) whose crops both
+            distillation terms leave out, as they leave out texture cases (batch ``kind``): a fine-tune learns those
+            kinds from the data alone while distillation keeps what ``init`` does on the others. Empty: every crop
+            that is not a texture case is distilled.
         sample_levels: ``(foreground, background)`` levels of the colour-sample inputs (``SHMConfig.sample_levels``)
             for the trained model, in its data and in its checkpoint, so the engine runs it with them; None: the
             ``init`` checkpoint's levels, else the configuration's (0.98, 0.02). The distillation teacher sees the
@@ -193,6 +197,7 @@ class TrainConfig:
     freeze_bn: bool = False
     distill_weight: float = 0.0
     distill_grad_weight: float = 0.0
+    distill_skip_kinds: tuple[str, ...] = ()
     sample_levels: tuple[float, float] | None = None
     fixed_batches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -620,10 +625,20 @@ class ShmTask:
         with torch.no_grad():
             return self.teacher(x, batch["lr_rgb"], batch["lr_prior"]).alpha.features
 
-    @staticmethod
-    def _keep(batch: dict[str, Tensor]) -> Tensor | float:
-        """``[B, 1, 1, 1]`` 1 for items that are not texture cases (``batch["texture"]``); 1.0 without it."""
-        return 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
+    def _keep(self, batch: dict[str, Tensor]) -> Tensor | float:
+        """``[B, 1, 1, 1]`` 1 for the items distillation covers: not texture cases (``batch["texture"]``; all items
+        without it) and not of a kind in :attr:`TrainConfig.distill_skip_kinds` (``batch["kind"]``), else 0."""
+        keep: Tensor | float = 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
+        if self.cfg.distill_skip_kinds:
+            from sparsemat.train.synth import PRIOR_KINDS
+
+            if "kind" not in batch:
+                raise SettingsError("--distill-skip-kinds", ",".join(self.cfg.distill_skip_kinds),
+                                    "this data source does not name each crop's degradation kind")
+            idx = [PRIOR_KINDS.index(k) for k in self.cfg.distill_skip_kinds]
+            skipped = batch["kind"][:, idx].sum(dim=1).clamp(max=1.0).reshape(-1, 1, 1, 1)
+            keep = keep * (1.0 - skipped)
+        return keep
 
     def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor], teacher: Tensor | None = None) -> Tensor:
         """The alpha term (:func:`losses.alpha_loss`: Charbonnier, or squared error with ``loss_norm="l2"``) between
@@ -898,6 +913,9 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
     for flag, w in (("--distill-weight", cfg.distill_weight), ("--distill-grad-weight", cfg.distill_grad_weight)):
         if w > 0 and not (cfg.init and isinstance(task, ShmTask)):
             raise SettingsError(flag, w, "needs --init and an SHM run: the teacher is the SHM the fine-tune starts from")
+    if cfg.distill_skip_kinds and not (cfg.distill_weight > 0 or cfg.distill_grad_weight > 0):
+        raise SettingsError("--distill-skip-kinds", ",".join(cfg.distill_skip_kinds),
+                            "applies with --distill-weight or --distill-grad-weight (there is no distillation to skip)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
