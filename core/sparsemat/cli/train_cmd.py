@@ -122,18 +122,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half", action="store_true", help="export float16 weights")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed ``train`` arguments."""
+def _kind_list(flag: str, text: str) -> tuple[str, ...]:
+    """The prior degradations of a comma list (empty: none); unknown names are refused with the known ones."""
     from sparsemat.train.synth import PRIOR_KINDS
 
-    kinds = tuple(k for k in str(args.kinds).split(",") if k)
+    kinds = tuple(k for k in text.split(",") if k)
     bad = [k for k in kinds if k not in PRIOR_KINDS]
     if bad:
-        raise SettingsError("--kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
-    skip = tuple(k for k in str(getattr(args, "distill_skip_kinds", "")).split(",") if k)
-    bad = [k for k in skip if k not in PRIOR_KINDS]
-    if bad:
-        raise SettingsError("--distill-skip-kinds", ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
+        raise SettingsError(flag, ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
+    return kinds
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``train`` arguments."""
+    kinds = _kind_list("--kinds", str(args.kinds))
+    skip = _kind_list("--distill-skip-kinds", str(getattr(args, "distill_skip_kinds", "")))
     if len(args.side_weights) != 4:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
     if not 0.0 <= args.soft_edge_prob <= 1.0:

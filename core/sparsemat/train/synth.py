@@ -62,6 +62,7 @@ def kind_onehot(kind: str) -> np.ndarray:
     out[PRIOR_KINDS.index(kind)] = 1.0
     return out
 
+
 PHOTO_DIR_ENV = "SPARSEMAT_PHOTO_DIR"
 
 SOFT_EDGE_PROB = 0.25

@@ -629,12 +629,9 @@ class ShmTask:
         """``[B, 1, 1, 1]`` 1 for the items distillation covers: not texture cases (``batch["texture"]``; all items
         without it) and not of a kind in :attr:`TrainConfig.distill_skip_kinds` (``batch["kind"]``), else 0."""
         keep: Tensor | float = 1.0 - batch["texture"].reshape(-1, 1, 1, 1) if "texture" in batch else 1.0
-        if self.cfg.distill_skip_kinds:
+        if self.cfg.distill_skip_kinds:  # every batch path names its crops' kinds (sparsemat.train.datasets)
             from sparsemat.train.synth import PRIOR_KINDS
 
-            if "kind" not in batch:
-                raise SettingsError("--distill-skip-kinds", ",".join(self.cfg.distill_skip_kinds),
-                                    "this data source does not name each crop's degradation kind")
             idx = [PRIOR_KINDS.index(k) for k in self.cfg.distill_skip_kinds]
             skipped = batch["kind"][:, idx].sum(dim=1).clamp(max=1.0).reshape(-1, 1, 1, 1)
             keep = keep * (1.0 - skipped)
@@ -643,8 +640,7 @@ class ShmTask:
     def distill_loss(self, alpha: Any, x: Any, batch: dict[str, Tensor], teacher: Tensor | None = None) -> Tensor:
         """The alpha term (:func:`losses.alpha_loss`: Charbonnier, or squared error with ``loss_norm="l2"``) between
         the student's final ``alpha`` (``SparseMap`` on the band's sites) and the teacher's (``teacher``, else
-        :meth:`teacher_alpha` of ``x``), on the sites of items that are not texture cases (all items when the batch
-        has no ``texture`` entry). 0-d float32."""
+        :meth:`teacher_alpha` of ``x``), on the sites of the items :meth:`_keep` covers. 0-d float32."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         return losses.alpha_loss(alpha.features, target, alpha.sites * self._keep(batch), self.cfg.loss_norm)
 
@@ -652,7 +648,8 @@ class ShmTask:
                           teacher: Tensor | None = None) -> Tensor:
         """Gradient L1 or L2 (:func:`losses.gradient_loss`, :meth:`edge_norm`) between the student's ``blend``
         ``[B, 1, H, W]`` (its alpha in ``band``, ``batch["prior_hr"]`` elsewhere) and the teacher's blend built the
-        same way, over the band of items that are not texture cases. 0-d float32; exactly 0 when student and teacher agree."""
+        same way, over the band of the items :meth:`_keep` covers. 0-d float32; exactly 0 when student and teacher
+        agree."""
         target = self.teacher_alpha(x, batch) if teacher is None else teacher
         t_blend = band * target + (1.0 - band) * batch["prior_hr"]
         return losses.gradient_loss(blend, t_blend, band * self._keep(batch), self.edge_norm)
