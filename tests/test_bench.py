@@ -43,7 +43,7 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.run_bench(plan, log=lambda m: None)
     recs = result["records"]
     methods = {r["method"] for r in recs}
-    assert methods == {"sparse", "dense", "patch", "guided", "temporal"}
+    assert methods == {"sparse", "dense", "patch", "guided", "temporal", "tweak"}
     for r in recs:
         assert r["status"] == "ok", r
         for key in REQUIRED:
@@ -56,6 +56,10 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             assert r["shm_gmacs"] > 0 and r["active_share"] > 0
     assert sum(1 for r in recs if r["method"] == "temporal") == 4
     assert all("dtssd" in r for r in recs if r["method"] == "temporal")
+    (tweak,) = [r for r in recs if r["method"] == "tweak"]
+    for f in tweak["per_frame"]:  # every knob after the refiner reused its output and changed nothing else
+        assert f["tweak_reused_passes"] == len(f["tweaks"]) == len(f["tweak_reuse_seconds"]) == 3
+        assert f["tweak_max_abs_diff"] == 0.0 and len(f["tweak_full_seconds"]) == 3
 
     write_json(result, str(tmp_path / "b.json"))
     assert json.loads((tmp_path / "b.json").read_text())["records"]
@@ -64,3 +68,6 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_markdown(result, str(tmp_path / "benchmarks.md"), plots_dir=str(tmp_path / "img"))
     text = (tmp_path / "benchmarks.md").read_text()
     assert "| 256x144 (256×144) | lite | sparse | torch |" in text and "bench_time.png" in text
+    assert "## Knob tweaks in the viewer" in text
+    assert f"| 256x144 (256×144) | {plan.engine_config} | 2 × 3 |" in text
+    assert "| 6 of 6 | 0 |" in text

@@ -122,6 +122,20 @@ def test_knob_change_rerenders_and_the_overlay_pixels_change(window: MainWindow,
     assert pixel_changed[untouched].mean() < 0.01  # plain plate where the overlay did not change
 
 
+def test_a_knob_after_the_refiner_reuses_its_output(window: MainWindow) -> None:
+    before = window.result
+    window.knobs.widgets["refine_strength"].setValue(0.5)
+    wait_until(lambda: len(window.shown) == 2)
+    after = window.result
+    assert after.stats.shm_reused == 1 and after.stats.shm_gmacs == 0.0
+    assert "refiner output reused" in window.stats_label.text()
+    assert not np.array_equal(after.alpha, before.alpha)
+    window.knobs.widgets["kernel_size"].setValue(9)  # the band changes: the refiner runs
+    wait_until(lambda: len(window.shown) == 3)
+    assert window.result.stats.shm_reused == 0 and window.result.stats.shm_gmacs > 0
+    assert "refiner output reused" not in window.stats_label.text()
+
+
 def test_newer_request_supersedes_an_older_one(window: MainWindow) -> None:
     ctl = window.controller
     s = window.knobs.settings().replace(temporal=False)  # no pre-roll: one engine pass per request

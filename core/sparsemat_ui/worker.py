@@ -163,7 +163,10 @@ class RenderWorker(QThread):
         t0 = time.perf_counter()
         try:
             if self._session is None:
-                self._session = Session(req.settings, refiner=self._refiner, prior=self._prior)
+                # the viewer asks for a frame again after every knob change: keep the refiner's output, so knobs
+                # that act after it (strength, guard, colour bound) do not run the network again
+                self._session = Session(req.settings, refiner=self._refiner, prior=self._prior,
+                                        reuse_refinement=True)
             else:
                 self._session.update(req.settings)
             self.renders += 1

@@ -12,6 +12,10 @@ Methods (all read the EXR plate and prior and write an RGBA half EXR, timed as t
   time is counted under ``blend``).
 * ``temporal`` — the engine on a sequence with temporal reuse on or off (per-frame active share, SHM MACs,
   dtSSD against the ground truth).
+* ``tweak`` — an artist's knob tweak in the viewer: the frame is rendered, then each knob of :data:`TWEAKS`
+  that acts after the refiner is changed in turn and the frame rendered again, by two sessions side by side on
+  the same refiner — one keeping the refiner's output (``reuse_refinement``, as the viewer does) and one
+  without — timing each re-render's engine seconds and checking the two mattes are identical.
 
 Stage names: ``prior`` (plate → low resolution, prior resampling), ``maps`` (band / masks / tiling),
 ``shm`` (the refiner), ``blend`` (assembling the full-resolution matte), ``io`` (EXR read + write).
@@ -34,9 +38,11 @@ import torch
 
 from sparsemat.bench.plates import PlateSet
 
-METHODS = ("sparse", "dense", "patch", "guided", "temporal")
+METHODS = ("sparse", "dense", "patch", "guided", "temporal", "tweak")
 STAGES = ("prior", "maps", "shm", "blend", "io")
 TILE = 512
+#: Knob changes timed by the ``tweak`` method, each from the engine defaults (knobs that act after the refiner).
+TWEAKS: tuple[dict[str, Any], ...] = ({"refine_strength": 0.7}, {"soft_edge_guard": 0.3}, {"colour_bound": True})
 OVERLAP = 64
 
 
@@ -185,19 +191,22 @@ class Method:
         self.config = config
         self.device = device
         self.refiner = build_shm(config, device=device) if name != "guided" else None
-        sparse_backend = backend if name in ("sparse", "temporal") else "dense"
+        sparse_backend = backend if name in ("sparse", "temporal", "tweak") else "dense"
         self.backend = get_backend(sparse_backend, device) if name != "guided" else None
         self.session: Any = None
-        if name in ("sparse", "temporal"):
+        self.session_full: Any = None
+        if name in ("sparse", "temporal", "tweak"):
             from sparsemat.engine import Session
             from sparsemat.settings import Settings
 
-            settings = Settings(prior="input", model=config, backend=backend, device=device.type,
-                                temporal=temporal or False, keyframe_interval=0)
-            self.session = Session(settings, refiner=self.refiner)
+            self.settings = Settings(prior="input", model=config, backend=backend, device=device.type,
+                                     temporal=temporal or False, keyframe_interval=0)
+            self.session = Session(self.settings, refiner=self.refiner, reuse_refinement=name == "tweak")
+            if name == "tweak":
+                self.session_full = Session(self.settings, refiner=self.refiner)
         self._run: Callable[[int, np.ndarray, np.ndarray, StageClock], FrameOutcome] = {
             "sparse": self._sparse, "temporal": self._sparse, "dense": self._dense,
-            "patch": self._patch, "guided": self._guided,
+            "patch": self._patch, "guided": self._guided, "tweak": self._tweak,
         }[name]
 
     def frame(self, index: int, rgb: np.ndarray, prior: np.ndarray, clock: StageClock) -> FrameOutcome:
@@ -214,6 +223,36 @@ class Method:
             clock.seconds[k] = clock.seconds.get(k, 0.0) + v
         extra = {"temporal_reused": res.stats.temporal_reused, "warnings": list(res.stats.warnings),
                  "cascade_scales": list(res.stats.cascade_scales), "band_pixels": res.stats.band_pixels}
+        return FrameOutcome(res.alpha, dict(clock.seconds), res.stats.shm_gmacs, res.stats.active_share, extra)
+
+    # -- knob tweaks after the refiner, with and without the kept refiner output
+    def _tweak(self, index: int, rgb: np.ndarray, prior: np.ndarray, clock: StageClock) -> FrameOutcome:
+        import dataclasses
+
+        from sparsemat.engine import FrameInput
+
+        inp = FrameInput(rgb=rgb, matte=prior)
+        for session in (self.session, self.session_full):  # the frame as first shown (not timed)
+            session.update(self.settings)
+            session.process(index, inp)
+        timed: dict[str, list[float]] = {"reuse": [], "full": []}
+        worst, reused = 0.0, 0
+        res: Any = None
+        for change in TWEAKS:
+            settings = dataclasses.replace(self.settings, **change)
+            alphas = {}
+            for key, session in (("reuse", self.session), ("full", self.session_full)):
+                session.update(settings)
+                res = session.process(index, inp)
+                timed[key].append(res.stats.total_seconds)
+                alphas[key] = res.alpha
+                if key == "reuse":
+                    reused += res.stats.shm_reused
+                    for k, v in res.stats.stage_seconds.items():
+                        clock.seconds[k] = clock.seconds.get(k, 0.0) + v / len(TWEAKS)
+            worst = max(worst, float(np.abs(alphas["reuse"] - alphas["full"]).max()))
+        extra = {"tweak_reuse_seconds": timed["reuse"], "tweak_full_seconds": timed["full"],
+                 "tweak_max_abs_diff": worst, "tweak_reused_passes": reused, "tweaks": [dict(t) for t in TWEAKS]}
         return FrameOutcome(res.alpha, dict(clock.seconds), res.stats.shm_gmacs, res.stats.active_share, extra)
 
     # -- same weights, dense

@@ -43,7 +43,7 @@ class BenchPlan:
         configs: SHM configs (``lite_cs4`` the default model, ``lite_csw``, ``lite_cs3``, ``lite_cs2``, ``lite_cs``, ``lite``, ``paper``).
         backends: sparse backends for the ``sparse`` method (``torch``, ``spconv``); ``dense`` in this
             list enables the ``dense`` method.
-        methods: subset of ``sparse, dense, patch, guided, temporal``.
+        methods: subset of ``sparse, dense, patch, guided, temporal, tweak``.
         frames: frames per plate sequence (timed runs per method).
         memory_sizes: extra sizes run with ``sparse``/``engine_config`` only, for the memory target.
         temporal_size: size of the temporal on/off study (``engine_config``).
@@ -62,7 +62,7 @@ class BenchPlan:
     sizes: list[str] = field(default_factory=lambda: ["2k", "4k"])
     configs: list[str] = field(default_factory=lambda: [DEFAULT_MODEL, "paper"])
     backends: list[str] = field(default_factory=lambda: ["torch", "dense"])
-    methods: list[str] = field(default_factory=lambda: ["sparse", "dense", "patch", "guided", "temporal"])
+    methods: list[str] = field(default_factory=lambda: ["sparse", "dense", "patch", "guided", "temporal", "tweak"])
     frames: int = 3
     memory_sizes: list[str] = field(default_factory=lambda: ["8k"])
     temporal_size: str = "2k"
@@ -353,6 +353,8 @@ def run_bench(plan: BenchPlan, log: Callable[[str], None] = print) -> dict[str, 
                 measure(size, folder, config, method, "dense")
         if "guided" in plan.methods:
             measure(size, folder, "-", "guided", "cpu")
+        if "tweak" in plan.methods:
+            measure(size, folder, plan.engine_config, "tweak", sparse_backends[0] if sparse_backends else "torch")
 
     for size in plan.memory_sizes:
         folder = plates_for(size, 1, "locked")

@@ -29,8 +29,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", default=f"{DEFAULT_MODEL},paper", help=f"SHM configs (default {DEFAULT_MODEL},paper)")
     g.add_argument("--backends", default=default_backends,
                    help=f"torch / spconv run the sparse engine, dense the same weights densely (default {default_backends})")
-    g.add_argument("--methods", default="sparse,dense,patch,guided,temporal",
-                   help="subset of sparse,dense,patch,guided,temporal")
+    g.add_argument("--methods", default="sparse,dense,patch,guided,temporal,tweak",
+                   help="subset of sparse,dense,patch,guided,temporal,tweak (tweak: re-render time after a knob that "
+                        "acts after the refiner, with and without its kept output)")
     g.add_argument("--frames", type=int, default=3, help="frames per sequence = timed runs per method (default 3)")
     g.add_argument("--memory-sizes", default="8k",
                    help="sizes run with the sparse engine (default model) only, for peak memory ('' for none; default 8k)")

@@ -15,6 +15,7 @@ from sparsemat.engine.colour_samples import (
     wants_colour_samples,
 )
 from sparsemat.engine.guided import guided_at_sites
+from sparsemat.engine.refine_memo import RefinementMemo
 from sparsemat.engine.soft_ramp import STRUCTURE_CONTRAST, guard_at_sites
 
 
@@ -34,6 +35,7 @@ def refine_sites(
     spare_structure: float = STRUCTURE_CONTRAST,
     count_macs: bool = True,
     bound_margin: float | None = None,
+    memo: RefinementMemo | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Refine the pixels where ``mask`` is set.
 
@@ -69,6 +71,9 @@ def refine_sites(
         bound_margin: the colour bound (:func:`sparsemat.engine.colour_bound.bound_values`): each value is clipped
             to the interval of the site's prior feature and colour-projection alpha, widened by this much. None: off;
             refiners without colour samples are never bounded.
+        memo: the session's :class:`~sparsemat.engine.refine_memo.RefinementMemo`: a pass whose inputs are
+            bit-identical to a kept one reuses its raw output instead of running the network (strength, guard and
+            bound still apply, so a knob after the refiner is cheap to change); its MACs are then 0. None: always run.
 
     Returns:
         ``(values [N] float32 in [0, 1] in row-major order of the mask's True pixels, MACs)``.
@@ -94,12 +99,19 @@ def refine_sites(
     bounded = bound_margin is not None and feats.shape[1] > 4
     base = feats[:, 3].clone() if (tempered or bounded) else None
     alpha_fb = feats[:, 4 + ALPHA_FB].clone() if bounded else None
-    feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
-    x = _site_map(backend, coords, feats, mask)
-    out = refiner(x, lr_rgb, lr_prior, ctx)
-    macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
-    _, values = backend.values(out.alpha)
-    result = values[:, 0].float()
+    hit = memo.lookup(refiner, backend.name, mask, feats, lr_rgb, lr_prior, ctx) if memo is not None else None
+    if hit is not None:
+        result, macs = hit, 0.0
+    else:
+        kept = feats.clone() if memo is not None else None
+        feats.mul_(2.0).sub_(1.0)  # network range [-1, 1]
+        x = _site_map(backend, coords, feats, mask)
+        out = refiner(x, lr_rgb, lr_prior, ctx)
+        macs = float(refiner.macs(x)) if count_macs and hasattr(refiner, "macs") else 0.0
+        _, values = backend.values(out.alpha)
+        result = values[:, 0].float()
+        if memo is not None and kept is not None:
+            memo.store(refiner, backend.name, mask, kept, lr_rgb, lr_prior, ctx, result)
     if tempered and base is not None:
         result = temper_refinement(result, base, site_strength)
     if bounded and base is not None and alpha_fb is not None and bound_margin is not None:

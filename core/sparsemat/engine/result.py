@@ -18,7 +18,9 @@ class FrameStats:
         band_pixels: pixels in the spatial band at full resolution.
         cascade_scales: scales at which the SHM ran, coarse to fine (e.g. ``[0.25, 0.5, 1.0]``).
         stage_seconds: wall seconds per stage: ``prior``, ``maps``, ``shm``, ``blend``.
-        shm_gmacs: analytic giga multiply-accumulates of all SHM passes of this frame.
+        shm_gmacs: analytic giga multiply-accumulates of the SHM passes run for this frame (a reused pass counts 0).
+        shm_reused: SHM passes whose raw output was reused from an identical earlier pass instead of being run
+            (interactive sessions, after a change of Refine strength, Soft-edge guard or Colour bound).
         temporal_reused: True when the previous frame's matte was reused outside changed pixels.
         keyframe: True when this frame was computed without history (keyframe or cold start).
         prior_name: which prior produced the coarse matte, and why (e.g. ``"rvm (auto: no matte input)"``).
@@ -33,6 +35,7 @@ class FrameStats:
     cascade_scales: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     shm_gmacs: float = 0.0
+    shm_reused: int = 0
     temporal_reused: bool = False
     keyframe: bool = True
     prior_name: str = ""
@@ -55,6 +58,7 @@ class FrameStats:
             "stage_seconds": dict(self.stage_seconds),
             "total_seconds": self.total_seconds,
             "shm_gmacs": self.shm_gmacs,
+            "shm_reused": self.shm_reused,
             "temporal_reused": self.temporal_reused,
             "keyframe": self.keyframe,
             "prior_name": self.prior_name,

@@ -33,6 +33,7 @@ from sparsemat.engine.colour_samples import colour_estimates, sample_levels, wan
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
 from sparsemat.engine.refine import refine_sites
+from sparsemat.engine.refine_memo import RefinementMemo
 from sparsemat.engine.resize import downsample, resize_plane, upsample
 from sparsemat.engine.result import FrameResult, FrameStats
 from sparsemat.engine.soft_ramp import ramp_gate
@@ -76,9 +77,14 @@ class Session:
         settings: validated engine settings.
         refiner: an SHM module; built from ``settings.model`` when omitted.
         prior: a prior object overriding ``settings.prior`` (tests, hosts with their own prior).
+        reuse_refinement: keep the refiner's raw output of the last passes
+            (:class:`~sparsemat.engine.refine_memo.RefinementMemo`), so that asking for the same frame again with
+            only Refine strength, Soft-edge guard or Colour bound changed skips the network (the matte is identical
+            to a recomputed one). For interactive sessions; a batch render sees each frame once.
     """
 
-    def __init__(self, settings: Settings | None = None, refiner: Any = None, prior: Any = None) -> None:
+    def __init__(self, settings: Settings | None = None, refiner: Any = None, prior: Any = None,
+                 reuse_refinement: bool = False) -> None:
         self.settings = settings or Settings()
         self.device = resolve_device(self.settings.device)
         self._prior_override = prior
@@ -87,6 +93,7 @@ class Session:
         self._refiner_override = refiner.eval() if refiner is not None else None
         self._refiner = self._refiner_override
         self._backend: Any = None
+        self._memo = RefinementMemo() if reuse_refinement else None
         self.last_stats: FrameStats | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -128,6 +135,9 @@ class Session:
             self.device = resolve_device(settings.device)
             if settings.device != old.device:  # an injected refiner moves with the session; a built one is rebuilt
                 self._refiner = self._refiner_override.to(self.device) if self._refiner_override is not None else None
+        if self._memo is not None and (settings.model != old.model or settings.backend != old.backend
+                                       or settings.device != old.device):
+            self._memo.clear()  # outputs of another network, backend or device: never reused, so free them
         if settings.prior != old.prior or settings.prior_size != old.prior_size or settings.model != old.model \
                 or settings.device != old.device:
             self._priors.clear()  # auto's choice depends on the model (LPN features), priors live on the device
@@ -386,12 +396,15 @@ class Session:
                 guide = guided_coefficients(lr_rgb, lvl_lr_prior) if wants_guided_prior(self.refiner) else None
                 colour_est = (colour_estimates(lr_rgb, lvl_lr_prior, sample_levels(self.refiner))
                               if wants_colour_samples(self.refiner) else None)
+                hits = self._memo.hits if self._memo is not None else 0
                 values, macs = refine_sites(
                     self.refiner, self.backend, lvl_rgb_hwc, cur, mask, lr_rgb, lvl_lr_prior, ctx=self._ctx(),
                     guide=guide, colour_est=colour_est, strength=s.refine_strength, gate=gate,
-                    bound_margin=BOUND_MARGIN if s.colour_bound else None,
+                    bound_margin=BOUND_MARGIN if s.colour_bound else None, memo=self._memo,
                 )
                 gmacs += macs / 1e9
+                if self._memo is not None and self._memo.hits > hits:
+                    stats.shm_reused += 1
             with timer("blend"):
                 out = cur.clone()
                 if final and changed is not None:
