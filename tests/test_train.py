@@ -324,6 +324,34 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path) -> None:
     np.testing.assert_allclose(resumed["losses"], full, rtol=1e-4, atol=1e-5)  # same batches, same weights
 
 
+def test_time_limit_stops_with_a_checkpoint_that_resume_continues_exactly(tmp_path: Path) -> None:
+    full = train(_cfg(tmp_path / "a", steps=6, ckpt_every=100), quiet=True)
+    assert full["step"] == 6 and full["stopped"] == ""
+    cut = train(_cfg(tmp_path / "b", steps=6, ckpt_every=100, time_limit=1e-9), quiet=True)
+    # the limit is spent after the first step: it is checkpointed although ckpt_every is 100
+    assert cut["step"] == 1 and len(cut["losses"]) == 1
+    assert "time limit" in cut["stopped"] and "after step 1 of 6" in cut["stopped"] and "--resume" in cut["stopped"]
+    assert torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)["step"] == 1
+    seen: list[int] = []
+    resumed = train(_cfg(tmp_path / "b", steps=6, ckpt_every=100, resume=True), quiet=True,
+                    on_step=lambda s, t: seen.append(s))
+    assert seen == [2, 3, 4, 5, 6] and resumed["step"] == 6 and resumed["stopped"] == ""
+    np.testing.assert_allclose(resumed["losses"], full["losses"], rtol=1e-4, atol=1e-5)
+
+
+def test_time_limit_flag_reaches_the_config_and_refuses_negatives(tmp_path: Path) -> None:
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    def cfg(*flags: str) -> TrainConfig:
+        return config_from_args(build_parser().parse_args(["train", "shm", "--out", str(tmp_path), *flags]))
+
+    assert cfg("--time-limit", "7.5").time_limit == 7.5 and cfg().time_limit == 0.0
+    with pytest.raises(SettingsError, match="--time-limit"):
+        cfg("--time-limit", "-1")
+    assert cli_main(["train", "shm", "--time-limit", "-1", "--out", str(tmp_path / "x")]) == 2
+
+
 def test_ema_update_hand_values() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
     avg = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))

@@ -51,6 +51,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset-head", action="store_true",
                         help="with --init: zero the residual head's last conv, so step 0 returns the model's base "
                              "(e.g. after changing the prior input)")
+    parser.add_argument("--time-limit", type=float, default=d.time_limit, metavar="MIN",
+                        help="stop after this many minutes of wall time with a checkpoint that --resume continues "
+                             "exactly (farm jobs, GPU leases); 0: no limit [%(default)s]")
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint interval [%(default)s]")
     parser.add_argument("--val-every", type=int, default=d.val_every, help="validation interval (0: never) [%(default)s]")
     parser.add_argument("--val-size", type=int, default=d.val_size, help="validation crops [%(default)s]")
@@ -159,6 +162,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise SettingsError("--ema", args.ema, "must be 0 (off) or a decay below 1 (e.g. 0.999)")
     if args.steps < 1 or args.batch < 1:
         raise SettingsError("--steps/--batch", (args.steps, args.batch), "must be positive")
+    if not args.time_limit >= 0:
+        raise SettingsError("--time-limit", args.time_limit, "must be 0 (no limit) or a positive number of minutes")
     levels = getattr(args, "sample_levels", None)
     if levels is not None:
         problem = levels_problem(tuple(levels))
@@ -175,7 +180,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         side_weights=tuple(args.side_weights), lap_weight=args.lap_weight, grad_weight=args.grad_weight,  # type: ignore[arg-type]
         sample_scale=(float(args.sample_scale[0]), float(args.sample_scale[-1])),
         crops_per_sample=max(1, args.crops_per_sample), data=args.data, photos=args.photos, threads=args.threads, device=args.device,
-        workers=max(0, args.workers), resume=args.resume,
+        workers=max(0, args.workers), resume=args.resume, time_limit=float(args.time_limit),
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
         texture_case_prob=args.texture_case_prob,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,

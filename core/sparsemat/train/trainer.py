@@ -7,7 +7,9 @@ One loop serves both networks (:class:`Task` supplies model, batches, loss and v
   sees exactly the batches an uninterrupted run would have seen.
 * **Checkpoints** every ``ckpt_every`` steps to ``OUT/last.pt`` (model, optimizer, step, history) and the best
   validation MAD to ``OUT/best.pt`` (``{"config", "state_dict", ...}``: loadable by :func:`sparsemat.builders.
-  build_shm`); ``resume`` continues from ``OUT/last.pt`` (or a given file).
+  build_shm`); ``resume`` continues from ``OUT/last.pt`` (or a given file). ``time_limit`` ends a run after that
+  many minutes with a checkpoint at the last step, so a fixed-length job (a farm slot, a GPU lease) is continued
+  by the next one with ``resume``.
 * **Progress** as a one-line bar on a TTY, log lines otherwise; every ``val_every`` steps a validation report
   (MAD / Grad on the unknown region of a fixed validation set drawn from a different seed) is printed and
   appended to ``OUT/log.jsonl`` with the training losses.
@@ -107,6 +109,9 @@ class TrainConfig:
             validation run; batches are still generated on the CPU by the data workers.
         workers: batch-generation processes (0: generate in-process).
         resume: continue from ``OUT/last.pt`` (True) or from a checkpoint path.
+        time_limit: wall-clock minutes this process may train (0: no limit). Checked after every step: once it is
+            spent the run writes its checkpoint and stops, and ``resume`` continues it exactly where it stopped
+            (for farm jobs and GPU leases with a fixed length).
         init: start from this checkpoint's weights (fine-tuning: fresh optimizer, schedule and step count).
         reset_head: after ``init``, zero the last conv of a residual SHM head so the model starts as its base
             (used when the prior input changed, e.g. bilinear → guided).
@@ -183,6 +188,7 @@ class TrainConfig:
     device: str = "cpu"
     workers: int = 1
     resume: bool | str = False
+    time_limit: float = 0.0
     init: str | None = None
     reset_head: bool = False
     sample_scale: tuple[float, float] = (1.0, 1.6)
@@ -885,8 +891,9 @@ def train(cfg: TrainConfig, quiet: bool = False, on_step: Callable[[int, dict[st
         on_step: optional callback ``(step, terms)`` after every optimiser step (tests).
 
     Returns:
-        ``{"step": last step, "history": [per-validation dicts], "losses": [per-step total loss],
-        "best": best validation MAD, "out": run folder}``.
+        ``{"step": last step trained, "history": [per-validation dicts], "losses": [per-step total loss],
+        "best": best validation MAD, "out": run folder, "stopped": "" or why the run stopped before
+        ``cfg.steps`` (the time limit)}``.
     """
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
@@ -992,6 +999,8 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
                                                    for i in range(min(CALIBRATION_BATCHES, cfg.steps))))
         prog.message(f"widened --init: batch-norm statistics of the new channels measured on {n} batches")
     t_train = float(history[-1]["time_s"]) if history else 0.0
+    started = time.monotonic()
+    done, stopped = start, ""
     try:
         if start == 0 and cfg.val_every > 0:
             validate(0, 0.0)
@@ -1017,11 +1026,18 @@ def _train(cfg: TrainConfig, quiet: bool, on_step: Callable[[int, dict[str, floa
                 on_step(done, terms)
             if cfg.val_every > 0 and (done % cfg.val_every == 0 or done == cfg.steps):
                 validate(done, t_train)
-            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            out_of_time = cfg.time_limit > 0 and done < cfg.steps and time.monotonic() - started >= cfg.time_limit * 60
+            if done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time:
                 checkpoint(done)
+            if out_of_time:
+                stopped = (f"the time limit of {cfg.time_limit:g} min was reached after step {done} of {cfg.steps}; "
+                           f"the checkpoint {out / 'last.pt'} holds it: run the same command with --resume to go on")
+                prog.message(stopped)
+                break
     finally:
         stream.close()
-    return {"step": cfg.steps, "history": history, "losses": step_losses, "best": best, "out": str(out)}
+    return {"step": done, "history": history, "losses": step_losses, "best": best, "out": str(out),
+            "stopped": stopped}
 
 
 def iter_history(out: str | Path) -> Iterator[dict[str, Any]]:
