@@ -9,7 +9,9 @@ low-resolution plate and prior, and the optional LPN context. A pass is reused o
 bit-identical, so a reused matte equals a recomputed one exactly; any other knob (edge width, cascade levels,
 model, prior, …) or a different frame changes an input and runs the network.
 
-Kept by interactive sessions (the viewer, the Nuke panel); batch renders see every frame once and keep none.
+Kept by interactive sessions (the viewer, ``sparsemat ui``); batch renders see every frame once and keep none.
+The model is compared by identity, so its weights must not be edited in place while a session holds outputs of it
+(the engine never does; a session builds a new model when the Model knob changes).
 Memory: the features, mask and output of each kept pass — about 60 MB for a 4K frame with a 10 % band.
 """
 
