@@ -83,8 +83,10 @@ class RefinementMemo:
             ``values [N]`` float32 in [0, 1], the kept raw output (a copy, free to edit), or None.
         """
         for i, e in enumerate(self._entries):
-            if (e.refiner() is refiner and e.backend == backend and _same(e.feats, feats) and _same(e.mask, mask)
-                    and _same(e.lr_prior, lr_prior) and _same(e.lr_rgb, lr_rgb) and _same(e.ctx, ctx)):
+            # cheapest first: a different frame usually fails on a shape or the small low-res inputs
+            if (e.refiner() is refiner and e.backend == backend and _same(e.lr_prior, lr_prior)
+                    and _same(e.lr_rgb, lr_rgb) and _same(e.ctx, ctx) and _same(e.mask, mask)
+                    and _same(e.feats, feats)):
                 self._entries.append(self._entries.pop(i))
                 self.hits += 1
                 return e.values.clone()
