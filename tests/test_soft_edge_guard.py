@@ -150,7 +150,7 @@ def test_guard_at_sites_spares_structure_only_when_given_a_plate() -> None:
 
 
 def test_guard_is_on_by_default_and_zero_skips_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Default 0.1 (chosen on a 24-plate decision set, docs/models.md "Twelfth session"); 0 skips the gate."""
+    """Default 0.1 (chosen on a 24-plate decision set, docs/experiments.md "Twelfth session"); 0 skips the gate."""
     assert Settings().soft_edge_guard == 0.1
     rgb, alpha = _plate()
     lr = F.interpolate(torch.from_numpy(alpha)[None, None], size=LR, mode="area")[0, 0].numpy()

@@ -1,4 +1,4 @@
-"""How far any refiner limited to the engine's edge band could go (docs/models.md, "Eleventh session").
+"""How far any refiner limited to the engine's edge band could go (docs/experiments.md, "Eleventh session").
 
 For validation-style plates (:func:`sparsemat.evaluation.validation.validation_plate`) and each degradation kind,
 pastes the ground truth into the band ``dilate_k(0.01 < α↑ < 0.99)`` of the bilinearly upsampled prior, keeps the

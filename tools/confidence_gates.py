@@ -1,4 +1,4 @@
-"""Per-site refinement-confidence gates around a trained SHM: capture, fit, score (docs/models.md, "Tenth session").
+"""Per-site refinement-confidence gates around a trained SHM: capture, fit, score (docs/experiments.md, "Tenth session").
 
 The engine's ``temper_refinement`` accepts one strength per active site. This tool measures what such a strength
 can buy without retraining the refiner:

@@ -1,4 +1,4 @@
-"""The soft-edge guard discounting region texture, measured without an engine change (docs/models.md, "Fourteenth
+"""The soft-edge guard discounting region texture, measured without an engine change (docs/experiments.md, "Fourteenth
 session"; not adopted).
 
 Since the thirteenth session the engine's guard keeps full refinement at a site whose 5 × 5 plate contrast ``c₅``

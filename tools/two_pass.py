@@ -1,4 +1,4 @@
-"""Two refine passes, measured without an engine knob (docs/models.md, "Thirteenth session"; not adopted).
+"""Two refine passes, measured without an engine knob (docs/experiments.md, "Thirteenth session"; not adopted).
 
 A second pass runs the engine again with the first pass's full-resolution matte as its Matte input (its band then
 comes from that matte's transition, its low-res prior, guided base and colour samples from its downsampling).
@@ -11,7 +11,7 @@ original low-res prior, at least ``clip(5×5 plate contrast / 0.1)``): ``σ(g₀
   and method (``prior``, ``guided``, ``pass1``, ``pass2``, ``J``) with unknown-region MAD / Grad. About 70 s per
   2560×1440 plate on one core (200 s at 3840×2160); split a set over processes with ``--first``/``--plates``.
   ``--save DIR`` also writes each plate × kind's two mattes (float32) and ``g₀`` (float16) for blends scored
-  offline (the fourteenth session's K family, docs/models.md).
+  offline (the fourteenth session's K family, docs/experiments.md).
 * ``summary`` prints per-kind means, the set's own target line (0.75 × prior, capped by guided) and the target kinds
   each row meets.
 

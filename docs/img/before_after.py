@@ -1,7 +1,8 @@
 """Make docs/img/before_after*.png: real photographs through the engine with the RVM prior and the shipped SHM.
 
-Usage: ``python docs/img/before_after.py [--model lite] [--prior-size 128] [--out docs/img]`` (another model than
-``lite`` writes ``before_after_<model>.png``)
+Usage: ``python docs/img/before_after.py [--model lite_cs4] [--prior-size 128] [--out docs/img]`` (the model
+defaults to the engine's default refiner; a model other than ``lite`` writes ``before_after_<model>.png``,
+``lite``'s figure is ``before_after.png``)
 
 For each photo (astronaut, chelsea, coffee from the shared CC0 folder, held out of training) the engine runs
 with ``prior="rvm"``. The photos are only 451–600 px wide, so the prior is run at ``--prior-size`` (128, the
@@ -108,11 +109,11 @@ def main() -> None:
     """Render the figures (see the module docstring)."""
     import torch
     from sparsemat.engine import FrameInput, Session
-    from sparsemat.settings import Settings
+    from sparsemat.settings import DEFAULT_MODEL, Settings
     from sparsemat.train.synth import find_photo_dir
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="lite")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--prior-size", type=int, default=128)
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--mattes", default=None)

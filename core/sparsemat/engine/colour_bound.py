@@ -11,7 +11,7 @@ estimate supports, or growing a matte onto pixels whose colour is the background
 
 with ``m`` = :data:`BOUND_MARGIN`, after the refine strength and the soft-edge guard. It changes nothing where
 the refiner stays inside the interval, and nothing at all for refiners without colour samples (they have no
-``α_fb``). Measured in docs/models.md ("Twenty-fourth session").
+``α_fb``). Measured in docs/experiments.md ("Twenty-fourth session").
 """
 
 from __future__ import annotations

@@ -391,7 +391,7 @@ class Session:
                 # full-resolution matte input). After a coarse level, the matte refined so far is that prior,
                 # resampled to the prior's size: refining it against the frame's original low-res prior instead
                 # mixes two mattes the refiner never saw together (measured: 12 % more matte error at 2 levels,
-                # 25 % at 3; docs/models.md, "Twenty-second session").
+                # 25 % at 3; docs/experiments.md, "Twenty-second session").
                 lvl_lr_prior = lr_prior if last_scale is None else resize_plane(cur, lr_size)[None, None].clamp(0, 1)
                 guide = guided_coefficients(lr_rgb, lvl_lr_prior) if wants_guided_prior(self.refiner) else None
                 colour_est = (colour_estimates(lr_rgb, lvl_lr_prior, sample_levels(self.refiner))

@@ -3,7 +3,7 @@
 The SHM exists for detail finer than one prior pixel (hair, sharp edges the ~512 px prior cannot resolve). A
 transition that spans many prior pixels — a defocused edge, smoke, a motion-blurred limb — is already resolved by
 the prior, and the guided upsampling of the prior follows it; the refiner, trained mostly on fine detail, tends to
-harden or halo it (docs/models.md, "Ninth session"). The guard measures, per prior pixel, how steep the prior is:
+harden or halo it (docs/experiments.md, "Ninth session"). The guard measures, per prior pixel, how steep the prior is:
 
 ``g = clip(max_{3×3} |∇α_lr| / τ, 0, 1)``
 
@@ -19,7 +19,7 @@ A haze of fine hair is soft and shallow in the low-resolution prior too, yet the
 guard spares structure the plate itself shows: at each active site the weight is at least
 ``clip(c₅ / STRUCTURE_CONTRAST, 0, 1)``, with ``c₅`` the full-resolution plate's 5 × 5 local contrast
 (:func:`plate_contrast_at_sites`). A defocused edge or smoke is smooth in the plate as well and stays guarded
-(docs/models.md, "Thirteenth session").
+(docs/experiments.md, "Thirteenth session").
 """
 
 from __future__ import annotations

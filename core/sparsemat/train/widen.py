@@ -1,6 +1,6 @@
 """Function-preserving widening of a trained SHM: start a wider network exactly where a narrower one stands.
 
-A fine-tune of the shipped refiners trades one prior degradation against another (docs/models.md, "Twentieth
+A fine-tune of the shipped refiners trades one prior degradation against another (docs/experiments.md, "Twentieth
 session"), which points at capacity. Training a wider network from scratch is out of a CPU budget; widening the
 trained one is not. The wider network's state is built from the narrower one's:
 
