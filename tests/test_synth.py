@@ -84,6 +84,45 @@ def test_texture_cases_make_what_they_say():
         synth.apply_texture_case(np.random.default_rng(0), "plaid", subj, bg, None)
 
 
+def test_camouflage_dresses_the_body_in_the_background():
+    """The body's texture is the background's (aligned or flipped), tinted; only colour tells them apart."""
+    size = (256, 320)
+    bg = synth.generated_texture(np.random.default_rng(5), size, kind=2)  # stripes: each flip looks different
+    grey = bg.mean(axis=2)
+    views = {(): grey, (0,): grey[::-1], (1,): grey[:, ::-1], (0, 1): grey[::-1, ::-1]}
+    aligned = 0
+    for seed in range(12):
+        subj = synth.make_subject(3, size)
+        out = synth.apply_texture_case(np.random.default_rng(seed), "camouflage", subj, bg, None)
+        assert out is bg and 1.0 * 0.5 <= subj.softness <= 16.0 * 0.5  # res = 256 / 512
+        tex = subj.body_tex.mean(axis=2)
+        corr = {f: np.corrcoef(tex.ravel(), v.ravel())[0, 1] for f, v in views.items()}
+        best = max(corr, key=lambda f: corr[f])
+        assert corr[best] > 0.8, corr  # the same texture under a colour jitter
+        assert np.abs(subj.body_tex - bg[(slice(None, None, -1) if 0 in best else slice(None),
+                                          slice(None, None, -1) if 1 in best else slice(None))]).mean() > 0.02  # tinted
+        aligned += int(best == ())
+    assert 2 <= aligned <= 10  # aligned about half the time
+    other = synth.make_subject(3, size)
+    synth.apply_texture_case(np.random.default_rng(0), "textured_soft_body", other, bg, None)
+    assert abs(np.corrcoef(other.body_tex.mean(axis=2).ravel(), grey.ravel())[0, 1]) < 0.5
+
+
+def test_texture_cases_choose_what_is_drawn():
+    """None and the default tuple draw the same composites; a list with camouflage only draws camouflage."""
+    for seed in range(3):
+        np.testing.assert_array_equal(synth.make_sample(seed, SIZE, texture_case_prob=0.5).rgb,
+                                      synth.make_sample(seed, SIZE, texture_case_prob=0.5,
+                                                        texture_cases=synth.TEXTURE_CASES).rgb)
+    assert "camouflage" in synth.ALL_TEXTURE_CASES and "camouflage" not in synth.TEXTURE_CASES
+    camo = synth.make_sample(4, SIZE, texture_case_prob=1.0, texture_cases=("camouflage",))
+    assert camo.texture_case and not np.array_equal(camo.rgb, synth.make_sample(4, SIZE, texture_case_prob=1.0).rgb)
+    s = camo.alpha[..., None]
+    np.testing.assert_allclose(camo.rgb, s * camo.fg + (1 - s) * camo.bg, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown texture case 'plaid'.*camouflage"):
+        synth.make_sample(4, SIZE, texture_case_prob=1.0, texture_cases=("plaid",))
+
+
 def test_texture_case_prob_keeps_the_default_stream_and_changes_samples():
     for seed in range(3):  # prob 0 draws nothing extra: the yardstick's plates stay what they were
         np.testing.assert_array_equal(synth.make_sample(seed, SIZE).rgb,

@@ -553,6 +553,40 @@ def test_texture_case_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatc
     assert len(cases) == 3 and set(cases) <= set(synth.TEXTURE_CASES)  # 2 composites + 1 (2 crops from one)
 
 
+def test_texture_cases_reach_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TrainConfig.texture_cases`` picks the cases drawn, on both batch paths and for validation crops."""
+    from sparsemat.train import synth, trainer
+
+    cases: list[str] = []
+    real = synth.apply_texture_case
+
+    def spy(rng: np.random.Generator, case: str, *args: object) -> object:
+        cases.append(case)
+        return real(rng, case, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "apply_texture_case", spy)
+    for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):
+        cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, texture_case_prob=1.0,
+                          texture_cases=("camouflage",), sample_scale=scale, crops_per_sample=per)
+        stream = trainer.BatchStream("shm", cfg)
+        stream.get(0, 1)
+        stream.close()
+    assert cases == ["camouflage"] * 3
+
+
+def test_texture_cases_flag() -> None:
+    """``--texture-cases`` parses a comma list (repeats kept), refuses unknown names and defaults to none given."""
+    from sparsemat.cli.main import build_parser
+    from sparsemat.cli.train_cmd import config_from_args
+
+    base = ["train", "shm", "--out", "x"]
+    assert config_from_args(build_parser().parse_args(base)).texture_cases == ()
+    cfg = config_from_args(build_parser().parse_args([*base, "--texture-cases", "camouflage,camouflage,fabric"]))
+    assert cfg.texture_cases == ("camouflage", "camouflage", "fabric")
+    with pytest.raises(SettingsError, match="plaid.*camouflage"):
+        config_from_args(build_parser().parse_args([*base, "--texture-cases", "fabric,plaid"]))
+
+
 # ------------------------------------------------------------------------------------------- data layouts
 def _write(path: Path, px: np.ndarray) -> None:
     px = px if px.ndim == 3 else px[..., None]

@@ -74,6 +74,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texture-case-prob", type=float, default=d.texture_case_prob,
                         help="chance that a synthetic composite is a texture case: a textured body behind a "
                              "defocused edge, a woven fabric, or a patterned background [%(default)s]")
+    parser.add_argument("--texture-cases", default="",
+                        help="comma list of the texture cases drawn (textured_soft_body, fabric, "
+                             "patterned_background, camouflage; a name given twice is drawn twice as often) "
+                             "[the first three]")
     parser.add_argument("--whole-view", action="store_true",
                         help="cut each crop's prior from its whole composite's degraded matte and take the colour "
                              "samples from the whole composite's low-res view, as the engine does on a plate")
@@ -136,6 +140,17 @@ def _kind_list(flag: str, text: str) -> tuple[str, ...]:
     return kinds
 
 
+def _texture_case_list(text: str) -> tuple[str, ...]:
+    """The texture cases of a comma list (empty: the defaults); unknown names are refused with the known ones."""
+    from sparsemat.train.synth import ALL_TEXTURE_CASES
+
+    cases = tuple(c for c in text.split(",") if c)
+    bad = [c for c in cases if c not in ALL_TEXTURE_CASES]
+    if bad:
+        raise SettingsError("--texture-cases", ",".join(bad), f"choose from {', '.join(ALL_TEXTURE_CASES)}")
+    return cases
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``train`` arguments."""
     kinds = _kind_list("--kinds", str(args.kinds))
@@ -183,6 +198,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         workers=max(0, args.workers), resume=args.resume, time_limit=float(args.time_limit),
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
         texture_case_prob=args.texture_case_prob,
+        texture_cases=_texture_case_list(str(getattr(args, "texture_cases", ""))),
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
         loss_norm=str(getattr(args, "loss_norm", "l1")),

@@ -276,7 +276,7 @@ class SyntheticSource:
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
                   soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
                   texture_case_prob: float = 0.0, sample_levels: tuple[float, float] = DEFAULT_LEVELS,
-                  ) -> dict[str, np.ndarray]:
+                  texture_cases: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """SHM crops (see the module docstring); ``fixed_kinds``: item i uses ``kinds[i]``.
 
         With ``sample_scale``/``crops_per_sample``/``whole_view`` set, composites of ``crop·U(sample_scale)`` px
@@ -284,8 +284,8 @@ class SyntheticSource:
         ``whole_view`` through the composite's :class:`WholeView`); otherwise
         :func:`~sparsemat.train.synth.training_batch` builds the batch. ``soft_edge_prob``: chance of a
         defocused body edge per composite; ``texture_case_prob``: chance of a texture case
-        (:data:`~sparsemat.train.synth.TEXTURE_CASES`) per composite; ``sample_levels``: those of the whole views'
-        colour estimates.
+        per composite, drawn from ``texture_cases`` (None: :data:`~sparsemat.train.synth.TEXTURE_CASES`);
+        ``sample_levels``: those of the whole views' colour estimates.
         """
         if sample_scale is not None or crops_per_sample > 1 or whole_view:
             lo, hi = (sample_scale or (1.0, 1.6))[:2]
@@ -294,18 +294,20 @@ class SyntheticSource:
                 short = int(round(crop * rng.uniform(lo, hi)))
                 long = int(round(short * rng.uniform(1.0, 1.6)))
                 smp = make_sample(rng, (short, long) if rng.random() < 0.5 else (long, short), self.photos,
-                                  soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
+                                  soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob,
+                                  texture_cases=texture_cases)
                 return smp.rgb, smp.alpha, smp.texture_case
 
             return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample, composite, whole_view,
                               sample_levels)
         if fixed_kinds and kinds:
             parts = [training_batch(rng, 1, crop, self.photos, lr_factor=factor, kinds=[kinds[i % len(kinds)]],
-                                    soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob)
+                                    soft_edge_prob=soft_edge_prob, texture_case_prob=texture_case_prob,
+                                    texture_cases=texture_cases)
                      for i in range(batch)]
             return {k: np.concatenate([p[k].numpy() for p in parts]) for k in _KEYS}
         b = training_batch(rng, batch, crop, self.photos, lr_factor=factor, kinds=kinds, soft_edge_prob=soft_edge_prob,
-                           texture_case_prob=texture_case_prob)
+                           texture_case_prob=texture_case_prob, texture_cases=texture_cases)
         return {k: b[k].numpy() for k in _KEYS}
 
     def lpn_batch(self, rng: np.random.Generator, batch: int, size: int,
@@ -356,10 +358,10 @@ class _CompositeSource:
                   sample_scale: tuple[float, ...] | None = None, crops_per_sample: int = 1,
                   soft_edge_prob: float = SOFT_EDGE_PROB, whole_view: bool = False,
                   texture_case_prob: float = 0.0, sample_levels: tuple[float, float] = DEFAULT_LEVELS,
-                  ) -> dict[str, np.ndarray]:
+                  texture_cases: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """SHM crops from composites (see the module docstring); ``crops_per_sample`` crops are cut from each
-        composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale``, ``soft_edge_prob`` and
-        ``texture_case_prob`` shape synthetic composites only: user composites keep their own size and edges;
+        composite (through its :class:`WholeView` with ``whole_view``). ``sample_scale``, ``soft_edge_prob``,
+        ``texture_case_prob`` and ``texture_cases`` shape synthetic composites only: user composites keep their own size and edges;
         ``sample_levels``: those of the whole views' colour estimates."""
         return _cut_crops(rng, batch, crop, factor, kinds, fixed_kinds, crops_per_sample,
                           lambda: (*self.composite(rng, crop), False), whole_view, sample_levels)

@@ -718,8 +718,12 @@ def _composite(alpha: np.ndarray, premult: np.ndarray, bg: np.ndarray, fill: np.
 
 
 TEXTURE_CASES = ("textured_soft_body", "fabric", "patterned_background")
-"""Composites drawn with ``texture_case_prob`` (:func:`make_sample`): plate texture next to a soft or fractional
-edge, where a refiner is tempted to turn texture into matte structure or to erase real structure."""
+"""Composites drawn with ``texture_case_prob`` (:func:`make_sample`) by default: plate texture next to a soft or
+fractional edge, where a refiner is tempted to turn texture into matte structure or to erase real structure."""
+
+ALL_TEXTURE_CASES = (*TEXTURE_CASES, "camouflage")
+"""Every case :func:`apply_texture_case` draws; ``camouflage`` (the body wears the background's own texture, told
+apart by colour only) is opt-in (``texture_cases``), so the default draws stay those of earlier versions."""
 
 
 def apply_texture_case(rng: np.random.Generator, case: str, subj: Subject, bg: np.ndarray,
@@ -732,7 +736,11 @@ def apply_texture_case(rng: np.random.Generator, case: str, subj: Subject, bg: n
     * ``fabric``: a semi-transparent woven sheet (added if the subject has none), coloured half the time from the
       background itself (a weave over similar colours);
     * ``patterned_background``: a striped background (defocused 30 % of the time) behind the subject, which gets
-      a smoke wisp (50 %, if it has none) and a motion blur (30 %, if it has none).
+      a smoke wisp (50 %, if it has none) and a motion blur (30 %, if it has none);
+    * ``camouflage``: the body wears the background's own texture, colour-jittered (a tint pulled 0.1–0.4 towards
+      a random colour), aligned with the background half the time (the texture runs on across the edge) and
+      otherwise flipped up-down, left-right or both, behind an edge 1–16 px wide at 512 px: only colour tells
+      body from background, so texture edges near the matte's edge are not matte edges.
     """
     res = min(subj.size) / 512.0
     if case == "textured_soft_body":
@@ -751,14 +759,20 @@ def apply_texture_case(rng: np.random.Generator, case: str, subj: Subject, bg: n
             _add_smoke(rng, subj)
         if subj.motion_blur is None and rng.random() < 0.3:
             _add_motion_blur(rng, subj)
+    elif case == "camouflage":
+        subj.softness = max(subj.softness, float(rng.uniform(1.0, 16.0) * res))
+        flips = [(), (), (), (0,), (1,), (0, 1)][int(rng.integers(6))]  # aligned half the time
+        src = np.ascontiguousarray(np.flip(bg, flips)) if flips else bg
+        subj.body_tex = jitter_colour(rng, src, push=float(rng.uniform(0.1, 0.4)))
     else:
-        raise ValueError(f"unknown texture case {case!r}: choose from {', '.join(TEXTURE_CASES)}")
+        raise ValueError(f"unknown texture case {case!r}: choose from {', '.join(ALL_TEXTURE_CASES)}")
     return bg
 
 
 def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: Sequence[np.ndarray] | None = None,
                 textures: Sequence[np.ndarray] | None = None, linear: bool = False,
-                soft_edge_prob: float = SOFT_EDGE_PROB, texture_case_prob: float = 0.0) -> Sample:
+                soft_edge_prob: float = SOFT_EDGE_PROB, texture_case_prob: float = 0.0,
+                texture_cases: Sequence[str] | None = None) -> Sample:
     """One random composite.
 
     Args:
@@ -769,8 +783,10 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
             ``backgrounds``, and generated textures when both are None.
         linear: composite in linear light instead of display sRGB (see the module docstring).
         soft_edge_prob: chance of a defocused body edge (see :func:`make_subject`).
-        texture_case_prob: chance that the composite is one of :data:`TEXTURE_CASES` (drawn uniformly;
+        texture_case_prob: chance that the composite is a texture case (drawn uniformly from ``texture_cases``;
             :func:`apply_texture_case`). 0 (the default) draws exactly the samples of earlier versions.
+        texture_cases: the cases to draw from (names of :data:`ALL_TEXTURE_CASES`; a name given twice is drawn
+            twice as often); None: :data:`TEXTURE_CASES`.
 
     Returns:
         :class:`Sample` with ``rgb``/``fg``/``bg`` ``[H, W, 3]`` and ``alpha`` ``[H, W]``, float32 sRGB in [0, 1],
@@ -783,7 +799,8 @@ def make_sample(rng: RngLike, size: tuple[int, int] = (512, 512), backgrounds: S
     bg = make_background(rng, size, backgrounds)
     textured = texture_case_prob > 0.0 and rng.random() < texture_case_prob
     if textured:
-        case = TEXTURE_CASES[int(rng.integers(len(TEXTURE_CASES)))]
+        cases = tuple(texture_cases) if texture_cases else TEXTURE_CASES
+        case = cases[int(rng.integers(len(cases)))]
         bg = apply_texture_case(rng, case, subj, bg, textures)
     alpha, premult = render_subject(subj)
     smp = _composite(alpha, premult, bg, subj.body_tex, linear)
@@ -944,7 +961,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
                    centre_prob: float = 0.85, sample_scale: tuple[float, float] = (1.0, 1.6),
                    kinds: Sequence[str] | None = None, linear: bool = False,
                    threads: int | None = 1, soft_edge_prob: float = SOFT_EDGE_PROB,
-                   texture_case_prob: float = 0.0) -> dict[str, torch.Tensor]:
+                   texture_case_prob: float = 0.0,
+                   texture_cases: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """A batch of SHM training crops from fresh synthetic composites.
 
     Each item composites a sample ``crop * U(sample_scale)`` px on a side, takes a ``crop²`` window centred
@@ -955,7 +973,8 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     ``kinds`` restricts the degradations (default: all of :data:`PRIOR_KINDS`). Generation runs with
     ``threads`` torch threads (restored afterwards; 1 is fastest for crops, None leaves the setting).
     ``soft_edge_prob``: chance of a defocused body edge per composite (see :func:`make_subject`);
-    ``texture_case_prob``: chance of one of :data:`TEXTURE_CASES` per composite (see :func:`make_sample`).
+    ``texture_case_prob``: chance of a texture case per composite, drawn from ``texture_cases`` (None:
+    :data:`TEXTURE_CASES`; see :func:`make_sample`).
 
     Returns:
         dict of float32 CPU tensors in [0, 1] (sRGB for colour):
@@ -966,13 +985,14 @@ def training_batch(rng: RngLike, batch: int, crop: int = 512, backgrounds: Seque
     """
     with torch_threads(threads):
         return _training_batch(as_rng(rng), batch, crop, backgrounds, textures, lr_factor, centre_prob,
-                               sample_scale, kinds, linear, soft_edge_prob, texture_case_prob)
+                               sample_scale, kinds, linear, soft_edge_prob, texture_case_prob, texture_cases)
 
 
 def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds: Sequence[np.ndarray] | None,
                     textures: Sequence[np.ndarray] | None, lr_factor: int | None, centre_prob: float,
                     sample_scale: tuple[float, float], kinds: Sequence[str] | None,
-                    linear: bool, soft_edge_prob: float, texture_case_prob: float) -> dict[str, torch.Tensor]:
+                    linear: bool, soft_edge_prob: float, texture_case_prob: float,
+                    texture_cases: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     f = int(lr_factor) if lr_factor is not None else int(rng.choice([4, 8]))
     if crop % f:
         raise ValueError(f"crop {crop} must be a multiple of lr_factor {f}")
@@ -982,7 +1002,8 @@ def _training_batch(rng: np.random.Generator, batch: int, crop: int, backgrounds
     for _ in range(batch):
         sh = int(round(crop * rng.uniform(*sample_scale)))
         sw = int(round(crop * rng.uniform(*sample_scale)))
-        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear, soft_edge_prob, texture_case_prob)
+        smp = make_sample(rng, (sh, sw), backgrounds, textures, linear, soft_edge_prob, texture_case_prob,
+                          texture_cases)
         cy, cx = _crop_centre(rng, smp.alpha, centre_prob)
         y0 = int(np.clip(cy - crop // 2, 0, sh - crop))
         x0 = int(np.clip(cx - crop // 2, 0, sw - crop))

@@ -124,6 +124,8 @@ class TrainConfig:
         texture_case_prob: chance that a synthetic composite is one of
             :data:`~sparsemat.train.synth.TEXTURE_CASES` (a textured body behind a defocused edge, a woven fabric,
             a patterned background behind smoke or motion blur); 0 draws the composites of earlier versions.
+        texture_cases: the texture cases drawn (names of :data:`~sparsemat.train.synth.ALL_TEXTURE_CASES`, a
+            repeated name drawn more often); empty: :data:`~sparsemat.train.synth.TEXTURE_CASES`.
         whole_view: cut each crop's prior from its whole composite's degraded matte and give colour-sample SHMs
             the colour estimates of the whole composite's low-resolution view, as the engine computes them on a
             plate (:class:`~sparsemat.train.datasets.WholeView`); off: each crop degrades and estimates alone.
@@ -195,6 +197,7 @@ class TrainConfig:
     crops_per_sample: int = 1
     soft_edge_prob: float = SOFT_EDGE_PROB
     texture_case_prob: float = 0.0
+    texture_cases: tuple[str, ...] = ()
     whole_view: bool = False
     flat_weight: float = 0.0
     flat_window: int = 9
@@ -382,22 +385,24 @@ def _make_batch(kind: str, seed: int, step: int, cfg_items: dict[str, Any]) -> d
                       tuple(cfg_items.get("sample_scale", (1.0, 1.6))), int(cfg_items.get("crops_per_sample", 1)),
                       float(cfg_items.get("soft_edge_prob", SOFT_EDGE_PROB)), bool(cfg_items.get("whole_view", False)),
                       float(cfg_items.get("texture_case_prob", 0.0)),
-                      tuple(cfg_items.get("sample_levels") or DEFAULT_LEVELS))  # type: ignore[arg-type]
+                      tuple(cfg_items.get("sample_levels") or DEFAULT_LEVELS),  # type: ignore[arg-type]
+                      tuple(cfg_items.get("texture_cases") or ()))
 
 
 def _shm_batch(src: Any, rng: np.random.Generator, batch: int, crop: int, factor: int, kinds: Sequence[str] | None,
                fixed_kinds: bool, sample_scale: tuple[float, ...], crops_per_sample: int,
                soft_edge_prob: float, whole_view: bool = False, texture_case_prob: float = 0.0,
-               sample_levels: tuple[float, float] = DEFAULT_LEVELS) -> dict[str, np.ndarray]:
+               sample_levels: tuple[float, float] = DEFAULT_LEVELS,
+               texture_cases: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """SHM crops from ``src``: from large composites when ``sample_scale``/``crops_per_sample`` differ from the
     defaults or ``whole_view`` is on, else from the default :func:`~sparsemat.train.synth.training_batch` path
     (training and validation crops are drawn the same way). ``sample_levels``: those of the whole view's colour
-    estimates."""
+    estimates; ``texture_cases``: the texture cases drawn (empty: the default ones)."""
     large = crops_per_sample > 1 or tuple(sample_scale) != (1.0, 1.6) or whole_view
     return src.shm_batch(rng, batch, crop, factor, kinds, fixed_kinds=fixed_kinds,
                          sample_scale=tuple(sample_scale) if large else None, crops_per_sample=crops_per_sample,
                          soft_edge_prob=soft_edge_prob, whole_view=whole_view, texture_case_prob=texture_case_prob,
-                         sample_levels=sample_levels)
+                         sample_levels=sample_levels, texture_cases=tuple(texture_cases) or None)
 
 
 class BatchStream:
@@ -414,7 +419,7 @@ class BatchStream:
         self.items = {"batch": cfg.batch, "crop": cfg.crop, "lr_factors": list(cfg.lr_factors), "kinds": list(cfg.kinds),
                       "sample_scale": list(cfg.sample_scale), "crops_per_sample": cfg.crops_per_sample,
                       "soft_edge_prob": cfg.soft_edge_prob, "whole_view": cfg.whole_view,
-                      "texture_case_prob": cfg.texture_case_prob,
+                      "texture_case_prob": cfg.texture_case_prob, "texture_cases": list(cfg.texture_cases),
                       "sample_levels": list(cfg.sample_levels) if cfg.sample_levels else None}
         self.cycle = max(0, cfg.fixed_batches)
         self.ahead = ahead
@@ -680,7 +685,7 @@ class ShmTask:
                 kk = tuple(kinds[(i + j) % len(kinds)] for j in range(vb))
                 arr = _shm_batch(src, rng, vb, self.cfg.crop, f, kk, True, self.cfg.sample_scale,
                                  self.cfg.crops_per_sample, self.cfg.soft_edge_prob, self.cfg.whole_view,
-                                 self.cfg.texture_case_prob, self.levels)
+                                 self.cfg.texture_case_prob, self.levels, self.cfg.texture_cases)
                 batches.append({k: torch.from_numpy(v) for k, v in arr.items()})
             self._val = batches
         return self._val
