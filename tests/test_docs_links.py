@@ -5,10 +5,7 @@ a bold lead-in such as ``- **Optimiser:**``)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,12 +15,15 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SECTION_REF = re.compile(r"(docs/[\w.-]+\.md)\s*,?\s*\(?\s*\"([^\"]+)\"")
 
 
-def _tracked(*patterns: str) -> list[Path]:
-    try:
-        out = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("not a git checkout")
-    return [ROOT / p for p in out.stdout.split()]
+#: folders that are not the project's own text: environments, caches, build outputs, local runs
+SKIP_DIRS = {"runs", "build", "dist", "node_modules", "__pycache__", "out", "demo_out"}
+
+
+def _project_files(*suffixes: str) -> list[Path]:
+    """The project's files ending in ``suffixes`` (hidden folders, ``*.egg-info`` and :data:`SKIP_DIRS` left out)."""
+    return sorted(p for p in ROOT.rglob("*") if p.suffix in suffixes and p.is_file()
+                  and not any(part.startswith(".") or part in SKIP_DIRS or part.endswith(".egg-info")
+                              for part in p.relative_to(ROOT).parts[:-1]))
 
 
 def _sections(doc: Path) -> list[str]:
@@ -36,7 +36,7 @@ def _sections(doc: Path) -> list[str]:
 
 def test_relative_markdown_links_resolve() -> None:
     broken = []
-    for md in _tracked("*.md"):
+    for md in _project_files(".md"):
         for target in LINK.findall(md.read_text(encoding="utf-8")):
             if re.match(r"^[a-z]+:", target) or target.startswith("#"):
                 continue
@@ -49,7 +49,7 @@ def test_relative_markdown_links_resolve() -> None:
 def test_section_references_name_existing_sections() -> None:
     missing = []
     cache: dict[Path, list[str]] = {}
-    for f in _tracked("*.md", "*.py"):
+    for f in _project_files(".md", ".py"):
         if f == Path(__file__).resolve():
             continue  # this file quotes the pattern in its examples
         for doc_name, quoted in SECTION_REF.findall(f.read_text(encoding="utf-8")):

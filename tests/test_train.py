@@ -508,9 +508,36 @@ def test_train_cli(tmp_path: Path) -> None:
     assert cli_main(["train", "shm", "--flat-contrast", "0", "--out", str(out)]) == 2
 
 
+def _first_batch_on_both_paths(**cfg: Any) -> None:
+    """Draw step 0's SHM batch through the data worker on the ``training_batch`` path and the composite path."""
+    from sparsemat.train import trainer
+
+    for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):
+        stream = trainer.BatchStream("shm", TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0,
+                                                        sample_scale=scale, crops_per_sample=per, **cfg))
+        stream.get(0, 1)
+        stream.close()
+
+
+@pytest.fixture
+def texture_cases_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texture cases applied to synthetic composites while the test runs, in order."""
+    from sparsemat.train import synth
+
+    cases: list[str] = []
+    real = synth.apply_texture_case
+
+    def spy(rng: np.random.Generator, case: str, *args: object) -> object:
+        cases.append(case)
+        return real(rng, case, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(synth, "apply_texture_case", spy)
+    return cases
+
+
 def test_soft_edge_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
     """``TrainConfig.soft_edge_prob`` is what the data worker hands to every synthetic composite."""
-    from sparsemat.train import synth, trainer
+    from sparsemat.train import synth
 
     seen: list[float] = []
     real = synth.make_subject
@@ -520,58 +547,25 @@ def test_soft_edge_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) 
         return real(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(synth, "make_subject", spy)
-    for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):  # training_batch path and composite path
-        cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, soft_edge_prob=0.9,
-                          sample_scale=scale, crops_per_sample=per)
-        stream = trainer.BatchStream("shm", cfg)
-        stream.get(0, 1)
-        stream.close()
+    _first_batch_on_both_paths(soft_edge_prob=0.9)
     assert seen and set(seen) == {0.9}
 
 
-def test_texture_case_prob_reaches_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_texture_case_prob_reaches_the_composites(texture_cases_drawn: list[str]) -> None:
     """``TrainConfig.texture_case_prob`` 1 makes every synthetic composite a texture case, 0 none."""
-    from sparsemat.train import synth, trainer
+    from sparsemat.train import synth
 
-    cases: list[str] = []
-    real = synth.apply_texture_case
-
-    def spy(rng: np.random.Generator, case: str, *args: object) -> object:
-        cases.append(case)
-        return real(rng, case, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(synth, "apply_texture_case", spy)
-    for prob in (0.0, 1.0):
-        for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):  # training_batch path and composite path
-            cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, texture_case_prob=prob,
-                              sample_scale=scale, crops_per_sample=per)
-            stream = trainer.BatchStream("shm", cfg)
-            stream.get(0, 1)
-            stream.close()
-        if prob == 0.0:
-            assert cases == []
-    assert len(cases) == 3 and set(cases) <= set(synth.TEXTURE_CASES)  # 2 composites + 1 (2 crops from one)
+    _first_batch_on_both_paths(texture_case_prob=0.0)
+    assert texture_cases_drawn == []
+    _first_batch_on_both_paths(texture_case_prob=1.0)
+    assert len(texture_cases_drawn) == 3  # 2 composites + 1 (2 crops from one)
+    assert set(texture_cases_drawn) <= set(synth.TEXTURE_CASES)
 
 
-def test_texture_cases_reach_the_composites(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``TrainConfig.texture_cases`` picks the cases drawn, on both batch paths and for validation crops."""
-    from sparsemat.train import synth, trainer
-
-    cases: list[str] = []
-    real = synth.apply_texture_case
-
-    def spy(rng: np.random.Generator, case: str, *args: object) -> object:
-        cases.append(case)
-        return real(rng, case, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(synth, "apply_texture_case", spy)
-    for scale, per in (((1.0, 1.6), 1), ((1.0, 2.0), 2)):
-        cfg = TrainConfig(batch=2, crop=32, lr_factors=(2,), photos="none", workers=0, texture_case_prob=1.0,
-                          texture_cases=("camouflage",), sample_scale=scale, crops_per_sample=per)
-        stream = trainer.BatchStream("shm", cfg)
-        stream.get(0, 1)
-        stream.close()
-    assert cases == ["camouflage"] * 3
+def test_texture_cases_reach_the_composites(texture_cases_drawn: list[str]) -> None:
+    """``TrainConfig.texture_cases`` picks the cases drawn, on both batch paths."""
+    _first_batch_on_both_paths(texture_case_prob=1.0, texture_cases=("camouflage",))
+    assert texture_cases_drawn == ["camouflage"] * 3
 
 
 def test_texture_cases_flag() -> None:

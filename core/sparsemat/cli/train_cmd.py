@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 
 from sparsemat.engine.colour_samples import levels_problem
 from sparsemat.errors import SettingsError
@@ -129,32 +130,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half", action="store_true", help="export float16 weights")
 
 
-def _kind_list(flag: str, text: str) -> tuple[str, ...]:
-    """The prior degradations of a comma list (empty: none); unknown names are refused with the known ones."""
-    from sparsemat.train.synth import PRIOR_KINDS
-
-    kinds = tuple(k for k in text.split(",") if k)
-    bad = [k for k in kinds if k not in PRIOR_KINDS]
+def _names(flag: str, text: str, known: Sequence[str]) -> tuple[str, ...]:
+    """The names of a comma list (empty: none; repeats kept); names not in ``known`` are refused with the known ones."""
+    names = tuple(n for n in text.split(",") if n)
+    bad = [n for n in names if n not in known]
     if bad:
-        raise SettingsError(flag, ",".join(bad), f"choose from {', '.join(PRIOR_KINDS)}")
-    return kinds
-
-
-def _texture_case_list(text: str) -> tuple[str, ...]:
-    """The texture cases of a comma list (empty: the defaults); unknown names are refused with the known ones."""
-    from sparsemat.train.synth import ALL_TEXTURE_CASES
-
-    cases = tuple(c for c in text.split(",") if c)
-    bad = [c for c in cases if c not in ALL_TEXTURE_CASES]
-    if bad:
-        raise SettingsError("--texture-cases", ",".join(bad), f"choose from {', '.join(ALL_TEXTURE_CASES)}")
-    return cases
+        raise SettingsError(flag, ",".join(bad), f"choose from {', '.join(known)}")
+    return names
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``train`` arguments."""
-    kinds = _kind_list("--kinds", str(args.kinds))
-    skip = _kind_list("--distill-skip-kinds", str(getattr(args, "distill_skip_kinds", "")))
+    from sparsemat.train.synth import ALL_TEXTURE_CASES, PRIOR_KINDS
+
+    kinds = _names("--kinds", str(args.kinds), PRIOR_KINDS)
+    skip = _names("--distill-skip-kinds", str(getattr(args, "distill_skip_kinds", "")), PRIOR_KINDS)
+    cases = _names("--texture-cases", str(getattr(args, "texture_cases", "")), ALL_TEXTURE_CASES)
     if len(args.side_weights) != 4:
         raise SettingsError("--side-weights", args.side_weights, "needs four numbers (p4, p2, p1, final)")
     if not 0.0 <= args.soft_edge_prob <= 1.0:
@@ -198,7 +189,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         workers=max(0, args.workers), resume=args.resume, time_limit=float(args.time_limit),
         init=args.init, reset_head=bool(getattr(args, "reset_head", False)), soft_edge_prob=args.soft_edge_prob,
         texture_case_prob=args.texture_case_prob,
-        texture_cases=_texture_case_list(str(getattr(args, "texture_cases", ""))),
+        texture_cases=cases,
         whole_view=bool(getattr(args, "whole_view", False)), flat_weight=args.flat_weight, flat_window=args.flat_window, flat_contrast=args.flat_contrast, ema=args.ema,
         freeze_bn=bool(getattr(args, "freeze_bn", False)),
         loss_norm=str(getattr(args, "loss_norm", "l1")),
