@@ -327,6 +327,28 @@ def test_colour_conversions(tmp_path) -> None:
         read_plate(path, colorspace="Rec709")
 
 
+def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:
+    """Studios export ``$OCIO``; OpenImageIO reads it unless told otherwise. A show config it cannot load
+    (as here) made every EXR frame fail ("cannot convert linear to srgb_rec709_scene"). The engine names
+    its config, so a plate reads the same under any ``$OCIO``."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "g.exr")
+    pixels = np.random.default_rng(3).random((H, W, 3)).astype(np.float32) * 2.0
+    _write_raw(path, pixels, ("R", "G", "B"))
+    show = tmp_path / "show_config.ocio"  # a show config without SparseMat's names
+    show.write_text("ocio_profile_version: 2\nroles:\n  default: raw\ncolorspaces:\n"
+                    "  - !<ColorSpace>\n    name: raw\n    isdata: true\n")
+    out = tmp_path / "rgb.npy"
+    code = ("import sys, numpy as np\nfrom sparsemat.io import read_plate\n"
+            "np.save(sys.argv[2], read_plate(sys.argv[1], colorspace='ACEScg').rgb)")
+    env = {**os.environ, "OCIO": str(show)}
+    run = subprocess.run([sys.executable, "-c", code, path, str(out)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert np.array_equal(np.load(out), read_plate(path, colorspace="ACEScg").rgb)
+
+
 def test_png_read_is_srgb(tmp_path) -> None:
     path = str(tmp_path / "p.png")
     values = np.array([0, 64, 128, 255], np.uint8)

@@ -1,5 +1,10 @@
 """Colour conversion through OpenImageIO's built-in OpenColorIO config (``ocio://default``).
 
+The config is named on every call, so a studio's ``$OCIO`` never changes what a name means or
+how a plate is converted: without that, OpenImageIO reads ``$OCIO``, and a show config that
+lacks these names (or a path OpenImageIO cannot load, which falls back to its 12-space
+stand-in) made every EXR frame fail with "cannot convert" (measured with OpenImageIO 3.2).
+
 Every conversion goes through :func:`OpenImageIO.ImageBufAlgo.colorconvert`; there are no
 hand-written transfer curves here. Names are whatever the built-in config knows, including its
 aliases: ``lin_rec709`` (= ``linear``, "Linear Rec.709 (sRGB)"), ``ACEScg``, ``ACES2065-1``
@@ -18,6 +23,8 @@ import OpenImageIO as oiio
 
 from sparsemat.errors import SettingsError
 
+#: The OpenColorIO config every name and conversion here refers to, whatever ``$OCIO`` says.
+CONFIG = "ocio://default"
 #: Default space of float/half plates (EXR): scene-linear Rec.709 primaries.
 DEFAULT_LINEAR = "lin_rec709"
 #: Default space of integer plates (PNG/JPEG/8- or 16-bit TIFF) and what the network sees.
@@ -26,7 +33,7 @@ DISPLAY_SRGB = "srgb"
 
 @functools.lru_cache(maxsize=1)
 def _config() -> oiio.ColorConfig:
-    return oiio.ColorConfig()
+    return oiio.ColorConfig(CONFIG)
 
 
 def known_colorspaces() -> list[str]:
@@ -60,7 +67,7 @@ def same_colorspace(a: str, b: str) -> bool:
 def _colorconvert(pixels: np.ndarray, src_name: str, dst_name: str) -> np.ndarray:
     """``[H, W, 3]`` float32 through ImageBufAlgo.colorconvert (canonical names)."""
     buf = oiio.ImageBuf(np.ascontiguousarray(pixels, dtype=np.float32))
-    if not oiio.ImageBufAlgo.colorconvert(buf, buf, src_name, dst_name):
+    if not oiio.ImageBufAlgo.colorconvert(buf, buf, src_name, dst_name, colorconfig=CONFIG):
         raise SettingsError("colorspace", src_name, f"OpenColorIO cannot convert {src_name} to {dst_name}: {buf.geterror()}")
     return np.asarray(buf.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(pixels.shape)
 
