@@ -123,6 +123,19 @@ def test_engine_configuration_layers(tmp_path: Path) -> None:
         sidecar.engine_command({"SPARSEMAT_CONFIG": str(tmp_path / "none.json")})
 
 
+def test_the_engine_runs_without_the_hosts_python_variables(tmp_path: Path) -> None:
+    """Nuke adds to PYTHONHOME: passed on, it kills the engine's own Python before it starts. The engine
+    gets the host's environment without PYTHONHOME and PYTHONPATH, and everything else (OCIO, licences)."""
+    report = ("import json, os; print(json.dumps({'frame': 1, 'status': 'done', 'message': '|'.join("
+              "os.environ.get(k, '-') for k in ('PYTHONHOME', 'PYTHONPATH', 'OCIO'))}))")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "nuke" / "python"),
+           "PYTHONPATH": str(tmp_path / "nuke" / "site"), "OCIO": "/show/config.ocio"}
+    outcome = sidecar.run_render([sys.executable, "-c", report], env=env)
+    assert outcome.ok, outcome.summary()
+    assert outcome.last is not None and outcome.last.message == "-|-|/show/config.ocio"
+    assert sidecar.engine_environment(env) == {"PATH": "/usr/bin:/bin", "OCIO": "/show/config.ocio"}
+
+
 def test_partial_files_are_removed(tmp_path: Path) -> None:
     pattern = (tmp_path / "sparsemat.%04d.exr").as_posix()
     Path(pattern % 1).write_bytes(b"ok")

@@ -30,6 +30,12 @@ from typing import Any
 from sparsemat.settings import ENGINE_KNOBS, OutputSettings, Settings
 
 CONFIG_ENV = "SPARSEMAT_CONFIG"
+#: Variables a host sets for its own embedded Python (Nuke and Maya add to PYTHONHOME; pipelines put the host's
+#: packages on PYTHONPATH). Passed on, they make the engine's Python load the host's standard library or
+#: packages, and it dies before it starts ("failed to get the Python codec"). The engine never gets them; a
+#: deployment whose engine needs a PYTHONPATH sets it in ``SPARSEMAT_ENGINE`` (``env PYTHONPATH=... python -m
+#: sparsemat``).
+HOST_PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH")
 # Flag naming the rough-matte sequence. The engine's ``--prior`` flag is the prior *choice*
 # (auto|input|rvm|lpn|onnx:PATH), so the matte frames need a flag of their own.
 MATTE_FLAG = "--matte"
@@ -79,6 +85,12 @@ def engine_command(env: Mapping[str, str] | None = None) -> list[str]:
         return [python, "-m", "sparsemat"]
     raise EngineNotFoundError(f"SparseMat's engine is not configured: {default_config_path(env)} is missing. "
                               "Run 'python install.py' in the SparseMat folder, or set SPARSEMAT_PYTHON.")
+
+
+def engine_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the engine runs in: ``env`` (default ``os.environ``) less :data:`HOST_PYTHON_VARIABLES`."""
+    env = os.environ if env is None else env
+    return {name: value for name, value in env.items() if name not in HOST_PYTHON_VARIABLES}
 
 
 def settings_flags(settings: Settings) -> list[str]:
@@ -235,13 +247,14 @@ def run_render(
 
     ``on_event`` is called in the calling thread for every frame event. On cancel the engine is
     terminated (killed after 5 s); frames it completed stay, the frame in flight is never
-    renamed into place by the engine.
+    renamed into place by the engine. The engine runs in :func:`engine_environment` of ``env``
+    (default ``os.environ``).
     """
     outcome = RenderOutcome()
     try:
         proc = subprocess.Popen(
             list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            bufsize=1, env=dict(env) if env is not None else None,
+            bufsize=1, env=engine_environment(env),
         )
     except OSError as exc:
         outcome.error = f"Cannot start the SparseMat engine ({cmd[0]}): {exc}. Run 'python install.py' again."
