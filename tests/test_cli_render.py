@@ -458,6 +458,34 @@ def test_unknown_colorspace_is_one_usage_error(seq: Fixture, tmp_path: Path,
     assert out == "" and not list(tmp_path.iterdir())
 
 
+def test_threads_flag_and_opencue_slot(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A farm slot sharing its machine gets its own share: --threads N, else OpenCue's $CUE_THREADS."""
+    from sparsemat.cli.render import job_threads
+
+    assert job_threads(0, {}) == 0 and job_threads(3, {"CUE_THREADS": "8"}) == 3
+    assert job_threads(0, {"CUE_THREADS": "4.0"}) == 4
+    before = torch.get_num_threads(), oiio.get_int_attribute("threads")
+    try:
+        status, _, err = _render(capsys, seq, "--frames", "1", "--threads", "2", output=str(tmp_path / "a.####.exr"))
+        assert status == 0, err
+        assert (torch.get_num_threads(), oiio.get_int_attribute("threads")) == (2, 2)
+        monkeypatch.setenv("CUE_THREADS", "3")
+        status, _, err = _render(capsys, seq, "--frames", "1", output=str(tmp_path / "b.####.exr"))
+        assert status == 0, err
+        assert (torch.get_num_threads(), oiio.get_int_attribute("threads")) == (3, 3)
+        monkeypatch.setenv("CUE_THREADS", "lots")
+        status, out, err = _render(capsys, seq, "--frames", "1", output=str(tmp_path / "c.####.exr"))
+        assert status == 2 and "$CUE_THREADS" in err and "--threads N" in err and out == ""
+        status, _, err = _render(capsys, seq, "--threads", "-1", output=str(tmp_path / "d.####.exr"))
+        assert status == 2 and "Knob 'threads' cannot be -1" in err
+    finally:
+        from sparsemat.io import set_threads
+
+        torch.set_num_threads(before[0])
+        set_threads(before[1])
+
+
 def test_float_plate_rgb_kept_in_half_output(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 32-bit plate's RGB is written back as float (half would round it and turn 70000 into inf)."""
     rgb, alpha = _plate(1)

@@ -249,6 +249,16 @@ def test_onnx_prior_picks_one_channel_output(plain_onnx: Path) -> None:
     assert torch.equal(prior.predict(x), alpha)
 
 
+def test_onnx_prior_uses_torchs_thread_count(plain_onnx: Path) -> None:
+    """``render --threads N`` reaches onnxruntime too (its default is every core)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert OnnxPrior(plain_onnx).session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_onnx_prior_recurrent_state_and_reset(recurrent_onnx: Path) -> None:
     prior = OnnxPrior(recurrent_onnx)
     assert prior.recurrent and prior.alpha_output == "pha"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -47,6 +48,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first frame that fails")
     run.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                      help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
+    run.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="CPU threads for the engine and image I/O; 0: OpenCue's $CUE_THREADS when it is set, "
+                          "else every core (give a farm slot that shares its machine its own share)")
     add_engine_flags(parser)
 
 
@@ -207,6 +211,33 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
+def job_threads(flag: int, env: Mapping[str, str]) -> int:
+    """CPU threads a render may use: ``flag`` when > 0, else ``$CUE_THREADS`` (OpenCue's cores for this frame),
+    else 0 (every core). Raises :class:`SettingsError` (knob ``threads``) for a negative or unreadable value."""
+    if flag < 0:
+        raise SettingsError("threads", flag, "give the number of CPU threads, or 0 for every core")
+    if flag or not env.get("CUE_THREADS"):
+        return flag
+    try:
+        cue = int(float(env["CUE_THREADS"]))  # OpenCue writes whole cores, sometimes as "4.0"
+    except ValueError:
+        raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it or "
+                            "pass --threads N") from None
+    return max(cue, 1)
+
+
+def use_threads(threads: int) -> None:
+    """Give torch (and through it the ONNX priors) and OpenImageIO ``threads`` CPU threads; 0 leaves every core."""
+    if threads <= 0:
+        return
+    import torch
+
+    from sparsemat.io import set_threads
+
+    torch.set_num_threads(threads)
+    set_threads(threads)
+
+
 def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
     from sparsemat.io import parse_frame_range
 
@@ -265,12 +296,15 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                                 "give a numbered output pattern (%04d or ####)")
         if args.input_colorspace:
             resolve_colorspace(args.input_colorspace)
+        threads = job_threads(args.threads, os.environ)
     except (SettingsError, ValueError) as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
 
     from sparsemat.engine import Session
     from sparsemat.io import frame_path, prepare_output_folder
+
+    use_threads(threads)
 
     try:
         session = Session(settings)

@@ -88,7 +88,9 @@ class OnnxPrior:
         if not self.path.is_file():
             raise ModelError(f"ONNX model file not found: {self.path}")
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=_providers(ort, device))
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()  # the render's --threads, as the refiner
+            self.session = ort.InferenceSession(str(self.path), options, providers=_providers(ort, device))
         except Exception as exc:  # onnxruntime raises several unrelated exception types
             raise ModelError(f"Cannot load the ONNX model {self.path}: {exc}") from exc
         self._inspect()
