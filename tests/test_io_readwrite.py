@@ -142,6 +142,19 @@ def test_is_complete(tmp_path) -> None:
 # --- atomic writes --------------------------------------------------------------------------
 
 
+def test_temp_names_differ_between_farm_hosts_with_the_same_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from sparsemat.io import temp_path
+
+    names = []
+    for host in ("farm-07.studio.lan", "farm-08.studio.lan"):
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        names.append(temp_path("/shots/010/matte.1001.exr"))
+    assert names[0] == f"/shots/010/.matte.1001.tmp-farm-07-{os.getpid()}.exr"
+    assert names[1] == f"/shots/010/.matte.1001.tmp-farm-08-{os.getpid()}.exr"
+
+
 def test_failure_after_temp_created_leaves_nothing(tmp_path, monkeypatch) -> None:
     real = writer_mod._write_oiio
     seen: list[str] = []
@@ -335,18 +348,18 @@ def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:
     import sys
 
     path = str(tmp_path / "g.exr")
-    pixels = np.random.default_rng(3).random((H, W, 3)).astype(np.float32) * 2.0
+    pixels = np.random.default_rng(3).random((H, W, 3)).astype(np.float32) * 0.8
     _write_raw(path, pixels, ("R", "G", "B"))
     show = tmp_path / "show_config.ocio"  # a show config without SparseMat's names
     show.write_text("ocio_profile_version: 2\nroles:\n  default: raw\ncolorspaces:\n"
                     "  - !<ColorSpace>\n    name: raw\n    isdata: true\n")
     out = tmp_path / "rgb.npy"
     code = ("import sys, numpy as np\nfrom sparsemat.io import read_plate\n"
-            "np.save(sys.argv[2], read_plate(sys.argv[1], colorspace='ACEScg').rgb)")
+            "np.save(sys.argv[2], read_plate(sys.argv[1]).rgb)")
     env = {**os.environ, "OCIO": str(show)}
     run = subprocess.run([sys.executable, "-c", code, path, str(out)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert np.array_equal(np.load(out), read_plate(path, colorspace="ACEScg").rgb)
+    assert np.array_equal(np.load(out), read_plate(path).rgb)
 
 
 def test_png_read_is_srgb(tmp_path) -> None:

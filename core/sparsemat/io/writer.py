@@ -1,7 +1,7 @@
 """Write frames atomically with OpenImageIO.
 
 :func:`write_frame` writes to a hidden temp file in the destination folder
-(``.plate.1001.tmp-<pid>.exr``: same folder, so the final rename never crosses file systems;
+(``.plate.1001.tmp-<host>-<pid>.exr``: same folder, so the final rename never crosses file systems;
 same extension, so OpenImageIO picks the same format), fsyncs it, then renames it over the
 final name with :func:`os.replace`. A final name therefore exists only for a complete file,
 which makes resume (:func:`is_complete`) safe after a crash or a killed farm task; any failure
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import warnings
 from collections.abc import Collection, Mapping
 
@@ -67,10 +69,14 @@ def is_integer_format(path: str) -> bool:
 
 
 def temp_path(path: str) -> str:
-    """Hidden temp name next to ``path`` with the same extension: ``.name.tmp-<pid>.ext``."""
+    """Hidden temp name next to ``path`` with the same extension: ``.name.tmp-<host>-<pid>.ext``.
+
+    The host name keeps two farm hosts whose processes share a pid (containers often do) from writing
+    the same temp file when they render the same frame onto shared storage."""
     folder, name = os.path.split(path)
     stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.tmp-{os.getpid()}{ext}")
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+    return os.path.join(folder, f".{stem}.tmp-{host}-{os.getpid()}{ext}")
 
 
 def _write_oiio(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
