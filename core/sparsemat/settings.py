@@ -127,7 +127,8 @@ ENGINE_KNOBS: tuple[KnobSpec, ...] = (
     ),
     KnobSpec(
         "max_active_pixels", "Active-pixel budget", "int", 0,
-        "Most pixels refined in one pass. 0 picks a budget from this machine's free memory. "
+        "Most pixels refined in one pass. 0 picks a budget from this machine's free memory, within the memory "
+        "limit of a container or farm slot. "
         "Frames over budget go through the cascade instead of running out of memory, at some cost in edge "
         "quality (see Cascade levels).",
         minimum=0, maximum=200_000_000,
