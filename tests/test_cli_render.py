@@ -461,10 +461,6 @@ def test_unknown_colorspace_is_one_usage_error(seq: Fixture, tmp_path: Path,
 def test_threads_flag_and_opencue_slot(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A farm slot sharing its machine gets its own share: --threads N, else OpenCue's $CUE_THREADS."""
-    from sparsemat.cli.render import job_threads
-
-    assert job_threads(0, {}) == 0 and job_threads(3, {"CUE_THREADS": "8"}) == 3
-    assert job_threads(0, {"CUE_THREADS": "4.0"}) == 4
     before = torch.get_num_threads(), oiio.get_int_attribute("threads")
     try:
         status, _, err = _render(capsys, seq, "--frames", "1", "--threads", "2", output=str(tmp_path / "a.####.exr"))

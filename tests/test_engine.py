@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,43 +192,6 @@ def test_cascade_levels_run_coarse_to_fine() -> None:
     res = _session(cascade_levels=3).render(1, _sequence(1))
     assert res.stats.cascade_scales == [0.25, 0.5, 1.0]
     assert res.alpha.shape == (H, W) and np.isfinite(res.alpha).all()
-
-
-def _fake_host(root: Path, cgroup: str, files: dict[str, str], meminfo_gb: int = 128) -> Path:
-    """A file-system root with ``/proc/meminfo``, ``/proc/self/cgroup`` and the given ``/sys/fs/cgroup`` files."""
-    (root / "proc/self").mkdir(parents=True)
-    (root / "proc/meminfo").write_text(f"MemTotal: {meminfo_gb << 20} kB\nMemAvailable: {meminfo_gb << 20} kB\n")
-    (root / "proc/self/cgroup").write_text(cgroup)
-    for name, text in files.items():
-        (root / "sys/fs/cgroup" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "sys/fs/cgroup" / name).write_text(text)
-    return root
-
-
-def test_free_memory_is_capped_by_the_jobs_control_group(tmp_path: Path) -> None:
-    """A farm slot limited to 16 GB on a 128 GB host must not size its budget from the host's memory."""
-    from sparsemat.engine.budget import available_memory_bytes
-
-    cpu, gib = torch.device("cpu"), 1 << 30
-    v2 = _fake_host(tmp_path / "v2", "0::/farm/slot3\n", {
-        "farm/memory.max": "max\n", "farm/memory.current": str(20 * gib),
-        "farm/slot3/memory.max": str(16 * gib), "farm/slot3/memory.current": str(6 * gib),
-        "farm/slot3/memory.stat": f"anon {4 * gib}\ninactive_file {2 * gib}\n"})
-    assert available_memory_bytes(cpu, v2) == 12 * gib  # 16 − (6 − 2 reclaimable cache)
-    parent = _fake_host(tmp_path / "parent", "0::/farm/slot3\n", {
-        "farm/memory.max": str(10 * gib), "farm/memory.current": str(7 * gib),
-        "farm/slot3/memory.max": "max\n", "farm/slot3/memory.current": str(6 * gib)})
-    assert available_memory_bytes(cpu, parent) == 3 * gib  # the parent's limit binds
-    v1 = _fake_host(tmp_path / "v1", "4:memory:/docker/abc\n0::/\n", {
-        "memory/memory.limit_in_bytes": "9223372036854771712", "memory/memory.usage_in_bytes": str(gib),
-        "memory/docker/abc/memory.limit_in_bytes": str(8 * gib),
-        "memory/docker/abc/memory.usage_in_bytes": str(gib)})
-    assert available_memory_bytes(cpu, v1) == 7 * gib
-    namespaced = _fake_host(tmp_path / "ns", "0::/\n", {"memory.max": str(4 * gib), "memory.current": "0"})
-    assert available_memory_bytes(cpu, namespaced) == 4 * gib
-    unlimited = _fake_host(tmp_path / "free", "0::/user.slice\n", {"user.slice/memory.max": "max\n",
-                                                                     "user.slice/memory.current": str(gib)})
-    assert available_memory_bytes(cpu, unlimited) == 128 * gib
 
 
 def test_over_budget_goes_through_cascade_without_crashing() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -15,11 +16,13 @@ import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from sparsemat.cli.knobs import add_engine_flags, knob_choices, output_settings_from_args, settings_from_args
+from sparsemat.engine.cgroup import cpu_quota
 from sparsemat.errors import DeviceError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.settings import OutputSettings, Settings
 
@@ -50,7 +53,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                      help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
     run.add_argument("--threads", type=int, default=0, metavar="N",
                      help="CPU threads for the engine and image I/O; 0: OpenCue's $CUE_THREADS when it is set, "
-                          "else every core (give a farm slot that shares its machine its own share)")
+                          "else the container's CPU quota, else every core (give a farm slot that shares its "
+                          "machine its own share)")
     add_engine_flags(parser)
 
 
@@ -211,19 +215,24 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
-def job_threads(flag: int, env: Mapping[str, str]) -> int:
+def job_threads(flag: int, env: Mapping[str, str], root: Path = Path("/")) -> int:
     """CPU threads a render may use: ``flag`` when > 0, else ``$CUE_THREADS`` (OpenCue's cores for this frame),
-    else 0 (every core). Raises :class:`SettingsError` (knob ``threads``) for a negative or unreadable value."""
+    else the CPU quota of the job's control groups rounded up (a container given 4 of 64 cores), else 0 (every
+    core). Raises :class:`SettingsError` (knob ``threads``) for a negative or unreadable value."""
     if flag < 0:
         raise SettingsError("threads", flag, "give the number of CPU threads, or 0 for every core")
-    if flag or not env.get("CUE_THREADS"):
+    if flag:
         return flag
-    try:
-        cue = int(float(env["CUE_THREADS"]))  # OpenCue writes whole cores, sometimes as "4.0"
-    except ValueError:
-        raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it or "
-                            "pass --threads N") from None
-    return max(cue, 1)
+    if env.get("CUE_THREADS"):
+        try:
+            return max(int(float(env["CUE_THREADS"])), 1)  # OpenCue writes whole cores, sometimes as "4.0"
+        except ValueError:
+            raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it "
+                                "or pass --threads N") from None
+    quota = cpu_quota(root)
+    if quota is not None and quota < (os.cpu_count() or 1):
+        return max(math.ceil(quota), 1)
+    return 0
 
 
 def use_threads(threads: int) -> None:
