@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert-official": ("sparsemat.cli.convert_cmd", "convert the official SparseMat checkpoints"),
     "bench": ("sparsemat.cli.bench_cmd", "measure speed, memory and quality against dense and patch baselines"),
     "ui": ("sparsemat.cli.ui_cmd", "open the interactive viewer and knob panel (PySide6)"),
+    "doctor": ("sparsemat.cli.doctor", "report what a render would use on this machine (device, weights, prior, "
+                                       "colour, threads, memory budget) and what is wrong"),
 }
 
 

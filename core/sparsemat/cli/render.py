@@ -51,11 +51,16 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first frame that fails")
     run.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                      help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
-    run.add_argument("--threads", type=int, default=0, metavar="N",
-                     help="CPU threads for the engine and image I/O; 0: OpenCue's $CUE_THREADS when it is set, "
-                          "else the container's CPU quota, else every core (give a farm slot that shares its "
-                          "machine its own share)")
+    add_threads_flag(run)
     add_engine_flags(parser)
+
+
+def add_threads_flag(group: argparse._ArgumentGroup) -> None:
+    """The ``--threads N`` flag (render, doctor); :func:`job_threads` reads it."""
+    group.add_argument("--threads", type=int, default=0, metavar="N",
+                       help="CPU threads for the engine and image I/O; 0: OpenCue's $CUE_THREADS when it is set, "
+                            "else the container's CPU quota, else every core (give a farm slot that shares its "
+                            "machine its own share)")
 
 
 # ---------------------------------------------------------------------------------------------

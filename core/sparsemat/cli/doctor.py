@@ -1,0 +1,175 @@
+"""``sparsemat doctor``: what a render with these flags would use on this machine, and what is wrong.
+
+For a pipeline TD setting up a workstation or a farm blade: the engine and Python, the device and
+sparse backend, the refiner's weights, the prior ``auto`` picks, the colour config (and that a
+conversion works), the threads and the active-pixel budget within the machine's or container's
+limits. Takes the engine knobs and ``--threads`` as ``render`` does. Exit status 0 when nothing is
+wrong, 1 when a render would fail or run untrained weights (each problem says what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sparsemat.cli.knobs import add_engine_flags, settings_from_args
+from sparsemat.cli.render import add_threads_flag, job_threads
+from sparsemat.errors import SparseMatError
+from sparsemat.settings import Settings
+from sparsemat.version import __version__
+
+
+@dataclass
+class Check:
+    """One line of the report: ``ok`` False marks a problem, ``note`` says why or what to do."""
+
+    name: str
+    value: str
+    ok: bool = True
+    note: str = ""
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Register the ``doctor`` flags."""
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_threads_flag(parser.add_argument_group("run"))
+    add_engine_flags(parser)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 1024**3:.1f} GiB"
+
+
+def _device_checks(settings: Settings) -> tuple[list[Check], Any]:
+    import torch
+
+    from sparsemat.engine.session import resolve_device
+    from sparsemat.sparse import get_backend, spconv_available
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    checks = [Check("torch", f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})"),
+              Check("GPUs", ", ".join(gpus) or "none")]
+    try:
+        device = resolve_device(settings.device)
+    except SparseMatError as exc:
+        return [*checks, Check("device", settings.device, False, str(exc))], None
+    checks.append(Check("device", f"{device} (knob: {settings.device})"))
+    try:
+        backend = get_backend(settings.backend, device).name
+    except SparseMatError as exc:
+        return [*checks, Check("sparse backend", settings.backend, False, str(exc))], None
+    note = "" if backend == "spconv" or device.type == "cpu" else (
+        "spconv is not installed: the pure-PyTorch backend runs on the GPU, slower")
+    checks.append(Check("sparse backend", f"{backend} (spconv installed: {'yes' if spconv_available() else 'no'})",
+                        True, note))
+    return checks, device
+
+
+def _refiner_check(settings: Settings, device: Any) -> tuple[Check, Any]:
+    from sparsemat.builders import SHM_CONFIGS, build_shm, count_parameters, shipped_weight_path
+
+    name = settings.model
+    if name in SHM_CONFIGS and not shipped_weight_path(name).is_file():
+        return Check("refiner", name, False, f"no weights for '{name}' ({shipped_weight_path(name)} is missing): "
+                     "it would run untrained; pick a shipped model or a checkpoint (--model)"), None
+    try:
+        model = build_shm(name, device=device)
+    except SparseMatError as exc:
+        return Check("refiner", name, False, str(exc)), None
+    source = shipped_weight_path(name) if name in SHM_CONFIGS else Path(name)
+    return Check("refiner", f"{name}: {count_parameters(model) / 1e6:.2f} M parameters from {source}"), model
+
+
+def _prior_check(settings: Settings) -> Check:
+    from sparsemat.priors import choose_prior
+
+    try:
+        name, reason = choose_prior(settings.prior, has_matte=False)
+    except SparseMatError as exc:
+        return Check("prior", settings.prior, False, str(exc))
+    untrained = "UNTRAINED" in reason
+    return Check("prior without a matte", f"{name} ({reason})", not untrained,
+                 "connect a matte (roto, keyer) or install RVM (README, Dependencies)" if untrained else "")
+
+
+def _colour_checks() -> list[Check]:
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from sparsemat.io.colour import CONFIG, convert
+
+    checks = [Check("OpenImageIO / OpenColorIO",
+                    f"{oiio.__version__} / {oiio.get_string_attribute('opencolorio_version')}, config {CONFIG}",
+                    True, f"$OCIO={os.environ['OCIO']} is not read" if os.environ.get("OCIO") else "")]
+    try:
+        grey = float(convert(np.full((1, 1, 3), 0.18, np.float32), "lin_rec709")[0, 0, 0])
+    except SparseMatError as exc:
+        return [*checks, Check("colour conversion", "lin_rec709 -> sRGB", False, str(exc))]
+    ok = abs(grey - 0.4614) < 1e-3
+    return [*checks, Check("colour conversion", f"linear 0.18 -> sRGB {grey:.4f}", ok,
+                           "" if ok else "expected 0.4614: this OpenImageIO build converts colour differently")]
+
+
+def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, model: Any) -> list[Check]:
+    from sparsemat.engine.budget import available_memory_bytes, default_budget
+    from sparsemat.engine.cgroup import cpu_quota, memory_headroom_bytes
+
+    checks = []
+    try:
+        threads = job_threads(args.threads, os.environ)
+    except SparseMatError as exc:
+        checks.append(Check("threads", str(args.threads), False, str(exc)))
+    else:
+        quota = cpu_quota()
+        why = ("--threads" if args.threads else "$CUE_THREADS" if os.environ.get("CUE_THREADS")
+               else f"container CPU quota {quota:g}" if threads else "every core")
+        checks.append(Check("threads", f"{threads or os.cpu_count()} of {os.cpu_count()} cores ({why})"))
+    headroom = memory_headroom_bytes()
+    if device is not None and device.type == "cpu":
+        limit = f", container limit leaves {_gib(headroom)}" if headroom is not None else ""
+        checks.append(Check("memory", f"{_gib(available_memory_bytes(device))} free for the engine{limit}"))
+    if model is not None:
+        if settings.max_active_pixels > 0:
+            budget, why = settings.max_active_pixels, "knob"
+        else:
+            budget, why = default_budget(float(model.cfg.bytes_per_site), device), "from free memory"
+        checks.append(Check("active-pixel budget", f"{budget:,} pixels per pass ({why}; "
+                            f"{budget / (3840 * 2160) * 100:.0f} % of a UHD plate)"))
+    return checks
+
+
+def report(args: argparse.Namespace) -> list[Check]:
+    """Every check, in the order printed."""
+    settings = settings_from_args(args)
+    checks = [Check("engine", f"sparsemat {__version__}, Python {platform.python_version()} ({sys.executable})")]
+    device_checks, device = _device_checks(settings)
+    checks += device_checks
+    model = None
+    if device is not None:
+        refiner, model = _refiner_check(settings, device)
+        checks.append(refiner)
+    checks.append(_prior_check(settings))
+    checks += _colour_checks()
+    checks += _limit_checks(args, settings, device, model)
+    return checks
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report; exit status 1 when any check failed."""
+    checks = report(args)
+    problems = [c for c in checks if not c.ok]
+    if args.json:
+        print(json.dumps({"checks": [asdict(c) for c in checks], "problems": len(problems)}, indent=2))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            mark = "ok     " if c.ok else "PROBLEM"
+            print(f"{mark} {c.name:<{width}}  {c.value}" + (f"\n        {'':<{width}}  -> {c.note}" if c.note else ""))
+        print(f"{len(problems)} problem(s)" if problems else "everything a render needs is in place")
+    return 1 if problems else 0
