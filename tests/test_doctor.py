@@ -49,3 +49,17 @@ def test_problems_are_named_with_what_to_do(capsys: pytest.CaptureFixture[str], 
     out = capsys.readouterr().out
     assert "PROBLEM refiner" in out and f"no weights for '{DEFAULT_MODEL}'" in out and "run untrained" in out
     assert out.rstrip().endswith("1 problem(s)")
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """``sparsemat doctor --json | head -1``: no BrokenPipeError traceback on the terminal."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "sparsemat", "doctor", "--json", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(1) == b"{"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 1) and "Traceback" not in err and "BrokenPipe" not in err, err
