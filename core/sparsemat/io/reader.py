@@ -132,6 +132,15 @@ def _open(path: str, frame: int | None) -> oiio.ImageInput:
     return inp
 
 
+def _open_frame(path: str, frame: int | None) -> tuple[str, str, oiio.ImageInput]:
+    """``(file, where, input)`` for ``frame`` of ``path`` (a pattern needs a frame); ``where`` names the file and
+    frame in messages."""
+    if frame is None and has_frame_token(path):
+        raise InputError(f"{path} is a frame pattern; give the frame number to read.")
+    file = resolve_path(path, frame)
+    return file, _where(file, frame), _open(file, frame)
+
+
 def _subimages(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     specs = []
     index = 0
@@ -271,11 +280,7 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     """
     if colorspace is not None:
         resolve_colorspace(colorspace)  # fail before any I/O
-    if frame is None and has_frame_token(path):
-        raise InputError(f"{path} is a frame pattern; give the frame number to read.")
-    file = resolve_path(path, frame)
-    where = _where(file, frame)
-    inp = _open(file, frame)
+    file, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
         part = _choose_part(specs)
@@ -373,11 +378,7 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
     """
-    if frame is None and has_frame_token(path):
-        raise InputError(f"{path} is a frame pattern; give the frame number to read.")
-    file = resolve_path(path, frame)
-    where = _where(file, frame)
-    inp = _open(file, frame)
+    file, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
         found = _find_channel(specs, channel)
