@@ -378,7 +378,7 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
     """
-    file, where, inp = _open_frame(path, frame)
+    _, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
         found = _find_channel(specs, channel)
