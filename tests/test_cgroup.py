@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sparsemat.cli.render import job_threads
+from sparsemat.cli.threads import job_threads
 from sparsemat.engine.budget import available_memory_bytes
 from sparsemat.engine.cgroup import cpu_quota
 

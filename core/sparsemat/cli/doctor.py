@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsemat.cli.knobs import add_engine_flags, settings_from_args
-from sparsemat.cli.render import add_threads_flag, job_threads
+from sparsemat.cli.threads import add_threads_flag, job_threads
 from sparsemat.errors import SparseMatError
 from sparsemat.settings import Settings
 from sparsemat.version import __version__

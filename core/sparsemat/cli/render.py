@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from sparsemat.cli.knobs import add_engine_flags, knob_choices, output_settings_from_args, settings_from_args
-from sparsemat.engine.cgroup import cpu_quota
+from sparsemat.cli.threads import add_threads_flag, job_threads, use_threads
 from sparsemat.errors import DeviceError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.settings import OutputSettings, Settings
 
@@ -53,14 +51,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                      help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
     add_threads_flag(run)
     add_engine_flags(parser)
-
-
-def add_threads_flag(group: argparse._ArgumentGroup) -> None:
-    """The ``--threads N`` flag (render, doctor); :func:`job_threads` reads it."""
-    group.add_argument("--threads", type=int, default=0, metavar="N",
-                       help="CPU threads for the engine and image I/O; 0: OpenCue's $CUE_THREADS when it is set, "
-                            "else the container's CPU quota, else every core (give a farm slot that shares its "
-                            "machine its own share)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,38 +208,6 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     if frame is not None:
         meta["frame"] = int(frame)
     return meta
-
-
-def job_threads(flag: int, env: Mapping[str, str], root: Path = Path("/")) -> int:
-    """CPU threads a render may use: ``flag`` when > 0, else ``$CUE_THREADS`` (OpenCue's cores for this frame),
-    else the CPU quota of the job's control groups rounded up (a container given 4 of 64 cores), else 0 (every
-    core). Raises :class:`SettingsError` (knob ``threads``) for a negative or unreadable value."""
-    if flag < 0:
-        raise SettingsError("threads", flag, "give the number of CPU threads, or 0 for every core")
-    if flag:
-        return flag
-    if env.get("CUE_THREADS"):
-        try:
-            return max(int(float(env["CUE_THREADS"])), 1)  # OpenCue writes whole cores, sometimes as "4.0"
-        except ValueError:
-            raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it "
-                                "or pass --threads N") from None
-    quota = cpu_quota(root)
-    if quota is not None and quota < (os.cpu_count() or 1):
-        return max(math.ceil(quota), 1)
-    return 0
-
-
-def use_threads(threads: int) -> None:
-    """Give torch (and through it the ONNX priors) and OpenImageIO ``threads`` CPU threads; 0 leaves every core."""
-    if threads <= 0:
-        return
-    import torch
-
-    from sparsemat.io import set_threads
-
-    torch.set_num_threads(threads)
-    set_threads(threads)
 
 
 def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
