@@ -117,7 +117,7 @@ def _colour_checks() -> list[Check]:
 
 
 def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, model: Any) -> list[Check]:
-    from sparsemat.engine.budget import available_memory_bytes, default_budget
+    from sparsemat.engine.budget import available_memory_bytes
     from sparsemat.engine.cgroup import cpu_quota, memory_headroom_bytes
 
     checks = []
@@ -130,15 +130,15 @@ def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, mod
         why = ("--threads" if args.threads else "$CUE_THREADS" if os.environ.get("CUE_THREADS")
                else f"container CPU quota {quota:g}" if threads else "every core")
         checks.append(Check("threads", f"{threads or os.cpu_count()} of {os.cpu_count()} cores ({why})"))
-    headroom = memory_headroom_bytes()
-    if device is not None and device.type == "cpu":
+    if device is not None:
+        headroom = memory_headroom_bytes() if device.type == "cpu" else None
         limit = f", container limit leaves {_gib(headroom)}" if headroom is not None else ""
-        checks.append(Check("memory", f"{_gib(available_memory_bytes(device))} free for the engine{limit}"))
+        checks.append(Check("memory", f"{_gib(available_memory_bytes(device))} free on {device}{limit}"))
     if model is not None:
-        if settings.max_active_pixels > 0:
-            budget, why = settings.max_active_pixels, "knob"
-        else:
-            budget, why = default_budget(float(model.cfg.bytes_per_site), device), "from free memory"
+        from sparsemat.engine import Session
+
+        budget = Session(settings, refiner=model).budget  # the engine's own rule: the knob, else free memory
+        why = "knob" if settings.max_active_pixels > 0 else "from free memory"
         checks.append(Check("active-pixel budget", f"{budget:,} pixels per pass ({why}; "
                             f"{budget / (3840 * 2160) * 100:.0f} % of a UHD plate)"))
     return checks
