@@ -329,6 +329,20 @@ def test_batch_failure_stops_the_render_with_the_engine_message(tmp_path: Path, 
     assert s.user_writes == []  # no comp frames written over missing mattes
 
 
+def test_a_stereo_script_is_refused_not_matted_from_one_eye(tmp_path: Path, monkeypatch) -> None:
+    """The internal Writes would put both views in one EXR and the engine would matte one eye for both: the node
+    refuses with what to do, and a farm task fails instead of writing comp frames over that matte."""
+    s, node, write, log = _farm_session(tmp_path, monkeypatch)
+    s.nuke.root().knob("views").fromScript("\n".join(("left #ff0000", "right #00ff00")))
+    s.nuke.rawArgs = ["nuke", "-F", "1-3", "-X", write.name(), "-x", "shot.nk"]
+    with pytest.raises(RuntimeError, match=r"mattes one view, and this script has 2 \(left, right\)"):
+        s.nuke.execute(write, 1, 3)
+    assert s.user_writes == [] and not log.exists()  # the engine never started
+    s.nuke.root().knob("views").fromScript("main #ffffff")
+    s.nuke.execute(write, 1, 3)
+    assert [json.loads(line)["rendered"] for line in log.read_text().splitlines()] == [[1, 2, 3]]
+
+
 def test_batch_callback_finds_a_sparsemat_inside_a_group(tmp_path: Path, monkeypatch) -> None:
     """Read → Group{Input → SparseMat → Output} → Write: the farm fill walks into the group."""
     log = tmp_path / "engine.log"

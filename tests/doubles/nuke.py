@@ -415,7 +415,7 @@ _CLASS_KNOBS: dict[str, list[tuple[str, type[Knob]] | tuple[str, type[Knob], Any
     "Group": [],
     "Root": [("name", String_Knob), ("first_frame", Int_Knob, 1), ("last_frame", Int_Knob, 100),
              ("frame", Int_Knob, 1), ("proxy", Boolean_Knob), ("fps", Double_Knob, 24.0),
-             ("format", String_Knob)],
+             ("format", String_Knob), ("views", Multiline_Eval_String_Knob, "main #ffffff")],
 }
 _DEFAULT_INPUTS = {"Read": 0, "Input": 0, "Root": 0, "Group": 0, "Copy": 2, "Switch": 2}
 EXECUTABLE = ("Write", "WriteGeo", "DiskCache", "Precomp")
@@ -621,6 +621,12 @@ _ROOT = Root()
 
 def root() -> Root:
     return _ROOT
+
+
+def views() -> list[str]:
+    """The script's view names, from Root's ``views`` knob (one ``name #colour`` line a view, as
+    ``nukescripts.stereo.setViewsForStereo`` writes it with ``fromScript``)."""
+    return [line.split()[0] for line in str(_ROOT["views"].value()).splitlines() if line.strip()]
 
 
 def _current_group() -> Group:
