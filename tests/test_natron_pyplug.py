@@ -122,6 +122,23 @@ def test_render_button_and_new_key_on_param_change(natron: Natron, tmp_path: Pat
     assert read.getParam("filename").get() == pattern
 
 
+def test_check_setup_prints_the_engines_report(natron: Natron, tmp_path: Path, monkeypatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    configure_engine(monkeypatch, tmp_path, fake=False)
+    node = natron.make()
+    node.getParam("device").set("cpu")
+    node.getParam("prior").set("input")
+    node.getParam("check_setup").trigger()
+    assert node.getParam("status").get() == "setup checked: no problems"
+    assert "ok  device: cpu (knob: cpu)" in capsys.readouterr().out
+    node.getParam("model").set("file")
+    node.getParam("model_file").set(str(tmp_path / "missing.pt"))
+    node.getParam("check_setup").trigger()
+    missing = f"SHM checkpoint '{tmp_path / 'missing.pt'}' does not exist."
+    assert node.getParam("status").get() == f"setup problem: refiner: {missing}"
+    assert f"PROBLEM  refiner: {tmp_path / 'missing.pt'}  ({missing})" in capsys.readouterr().out
+
+
 def test_natronrenderer_onload_script_fills_missing_frames(tmp_path: Path, monkeypatch) -> None:
     log = tmp_path / "engine.log"
     configure_engine(monkeypatch, tmp_path, fake=True, FAKE_ENGINE_LOG=str(log))

@@ -72,10 +72,28 @@ def test_node_has_every_knob_with_its_default_and_tooltip(session: NukeSession) 
         assert node[spec.name].tooltip() == spec.tooltip
     assert node["threshold"].min() == 0.0 and node["threshold"].max() == 1.0
     assert not node["cache_key"].visible() and not node[K.MARKER_KNOB].visible()
-    for name in ("render", "cancel", "reset_history", "purge_cache", "copy_farm_command"):
+    for name in ("render", "cancel", "reset_history", "purge_cache", "copy_farm_command", "check_setup"):
         assert "sparsemat_nuke.node" in node[name].command()
     for name in K.INTERNAL_NODES:
         assert node.node(name) is not None, name
+
+
+def test_check_setup_shows_the_engines_report(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
+    """Check setup runs 'sparsemat doctor' with the node's knobs in the engine's own environment."""
+    configure_engine(monkeypatch, tmp_path, fake=False)
+    node = session.make_node()
+    node["device"].setValue("cpu")
+    node["prior"].setValue("input")
+    node["check_setup"].execute()
+    assert node["status"].value() == "setup checked: no problems"
+    report = session.nuke.messages[-1]
+    assert "ok  device: cpu (knob: cpu)" in report and "PROBLEM" not in report
+    node["model"].setValue("file")
+    node["model_file"].setValue(str(tmp_path / "missing.pt"))
+    node["check_setup"].execute()
+    missing = f"SHM checkpoint '{tmp_path / 'missing.pt'}' does not exist."
+    assert node["status"].value() == f"setup problem: refiner: {missing}"
+    assert f"PROBLEM  refiner: {tmp_path / 'missing.pt'}  ({missing})" in session.nuke.messages[-1]
 
 
 def test_double_rejects_what_nuke_rejects(session: NukeSession) -> None:

@@ -287,6 +287,13 @@ def on_param_changed(thisParam: Any, thisNode: Any, thisGroup: Any, app: Any, us
                                          cache_mode=False)
             print(sidecar.farm_command_line(cmd), flush=True)
             _status(thisNode, "farm command printed to the script editor")
+    elif name == "check_setup":
+        try:
+            report = sidecar.check_setup(sidecar.engine_command(), K.settings_from_values(knob_values(thisNode))[0])
+        except (SettingsError, sidecar.EngineNotFoundError) as exc:
+            report = sidecar.SetupReport(False, [str(exc)], str(exc))
+        print(report.text, flush=True)  # the script editor
+        _status(thisNode, "setup checked: no problems" if report.ok else f"setup problem: {report.problems[0]}")
     elif name in ("prior", "model", "use_script_range"):
         _update_visibility(thisNode)
         refresh(thisNode, app)

@@ -150,6 +150,9 @@ def _build_node_knobs() -> tuple[NodeKnob, ...]:
     knobs.append(_button("copy_farm_command", "Copy farm command", "copy_farm_command",
                          "Copy a 'sparsemat render' command line for this node, to run as a separate farm "
                          "job before the comp render."))
+    knobs.append(_button("check_setup", "Check setup", "check_setup",
+                         "Ask the engine what a render with these settings would use on this machine (device, "
+                         "weights, prior, colour, threads, memory) and what is wrong ('sparsemat doctor')."))
     knobs.append(NodeKnob("status", "Status", "text", "not rendered yet",
                           "Last rendered frame: share of pixels refined, time, and cascade levels used."))
     knobs.append(NodeKnob("cache_key", "cache key", "string", "", hidden=True))

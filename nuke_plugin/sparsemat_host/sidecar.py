@@ -145,6 +145,44 @@ def render_command(
 
 
 @dataclass
+class SetupReport:
+    """What ``sparsemat doctor`` said: ``problems`` one line each (``name: what to do``), ``text`` the whole report."""
+
+    ok: bool
+    problems: list[str]
+    text: str
+
+
+def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str] | None = None,
+                timeout: float = 300.0) -> SetupReport:
+    """Run ``sparsemat doctor --json`` with ``settings`` in the engine's environment.
+
+    A command that cannot start, crashes, hangs or answers something else gives one problem saying so.
+    """
+    cmd = [*engine, "doctor", "--json", *settings_flags(settings)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                              env=engine_environment(env))
+    except OSError as exc:
+        why = f"Cannot start the SparseMat engine ({cmd[0]}): {exc}. Run 'python install.py' again."
+        return SetupReport(False, [why], why)
+    except subprocess.TimeoutExpired:
+        why = f"The SparseMat engine did not answer within {timeout:.0f} s: {subprocess.list2cmdline(cmd)}"
+        return SetupReport(False, [why], why)
+    try:
+        checks = json.loads(done.stdout)["checks"]
+    except (ValueError, KeyError, TypeError):
+        why = f"The SparseMat engine failed (exit status {done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        return SetupReport(False, [why], why)
+    lines, problems = [], []
+    for c in checks:
+        lines.append(f"{'ok' if c['ok'] else 'PROBLEM'}  {c['name']}: {c['value']}" + (f"  ({c['note']})" if c["note"] else ""))
+        if not c["ok"]:
+            problems.append(f"{c['name']}: {c['note'] or c['value']}")
+    return SetupReport(not problems, problems, "\n".join(lines))
+
+
+@dataclass
 class ProgressEvent:
     """One line of the engine's ``--progress json`` output."""
 

@@ -443,6 +443,21 @@ def farm_commands(node: Any, plugin_dir: str | None = None) -> list[str]:
     return [sidecar.farm_command_line(inputs), sidecar.farm_command_line(engine)]
 
 
+def check_setup(node: Any) -> bool:
+    """Show what a render with the node's settings would use on this machine, and what is wrong."""
+    try:
+        settings, _ = node_settings(node)
+        engine = sidecar.engine_command()
+    except (SettingsError, sidecar.EngineNotFoundError) as exc:
+        _show_error(node, str(exc))
+        return False
+    report = sidecar.check_setup(engine, settings)
+    _set_status(node, "setup checked: no problems" if report.ok else f"setup problem: {report.problems[0]}")
+    if nuke.GUI:
+        nuke.message(f"SparseMat {node.name()}: setup\n\n{report.text}")
+    return report.ok
+
+
 def copy_farm_command(node: Any) -> str:
     """Put the precompute commands on the clipboard (and show them)."""
     try:
