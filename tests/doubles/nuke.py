@@ -184,7 +184,9 @@ class Knob:
         return self._value == type(self)._default
 
 
-class String_Knob(Knob):
+class _TextValued(Knob):
+    """Knobs whose value is a string given as the third constructor argument (not a Nuke class)."""
+
     _default = ""
 
     def __init__(self, name: str, label: str | None = None, text: str = "", *rest: Any) -> None:
@@ -196,6 +198,8 @@ class String_Knob(Knob):
             raise TypeError(f"{self.Class()} {self._name}: expected a string, got {type(value).__name__}")
         return value
 
+
+class String_Knob(_TextValued):
     def evaluate(self) -> str:
         return self._value
 
@@ -214,17 +218,8 @@ class Multiline_Eval_String_Knob(EvalString_Knob):
     pass
 
 
-class Text_Knob(Knob):
-    _default = ""
-
-    def __init__(self, name: str, label: str | None = None, text: str = "", *rest: Any) -> None:
-        super().__init__(name, label)
-        self._value = self._coerce(text)
-
-    def _coerce(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise TypeError(f"Text_Knob {self._name}: expected a string, got {type(value).__name__}")
-        return value
+class Text_Knob(_TextValued):
+    pass
 
 
 class Tab_Knob(Knob):
