@@ -144,6 +144,10 @@ def render_command(
     return cmd
 
 
+def _cannot_start(cmd: Sequence[str], exc: OSError) -> str:
+    return f"Cannot start the SparseMat engine ({cmd[0]}): {exc}. Run 'python install.py' again."
+
+
 @dataclass
 class SetupReport:
     """What ``sparsemat doctor`` said: ``problems`` one line each (``name: what to do``), ``text`` the whole report."""
@@ -164,7 +168,7 @@ def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str
         done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
                               env=engine_environment(env))
     except OSError as exc:
-        why = f"Cannot start the SparseMat engine ({cmd[0]}): {exc}. Run 'python install.py' again."
+        why = _cannot_start(cmd, exc)
         return SetupReport(False, [why], why)
     except subprocess.TimeoutExpired:
         why = f"The SparseMat engine did not answer within {timeout:.0f} s: {subprocess.list2cmdline(cmd)}"
@@ -172,11 +176,13 @@ def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str
     try:
         checks = json.loads(done.stdout)["checks"]
     except (ValueError, KeyError, TypeError):
-        why = f"The SparseMat engine failed (exit status {done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        why = (f"The SparseMat engine failed (exit status {done.returncode}): "
+               f"{done.stderr.strip() or done.stdout.strip()}")
         return SetupReport(False, [why], why)
     lines, problems = [], []
     for c in checks:
-        lines.append(f"{'ok' if c['ok'] else 'PROBLEM'}  {c['name']}: {c['value']}" + (f"  ({c['note']})" if c["note"] else ""))
+        note = f"  ({c['note']})" if c["note"] else ""
+        lines.append(f"{'ok' if c['ok'] else 'PROBLEM'}  {c['name']}: {c['value']}{note}")
         if not c["ok"]:
             problems.append(f"{c['name']}: {c['note'] or c['value']}")
     return SetupReport(not problems, problems, "\n".join(lines))
@@ -295,7 +301,7 @@ def run_render(
             bufsize=1, env=engine_environment(env),
         )
     except OSError as exc:
-        outcome.error = f"Cannot start the SparseMat engine ({cmd[0]}): {exc}. Run 'python install.py' again."
+        outcome.error = _cannot_start(cmd, exc)
         return outcome
     lines: queue.Queue[str | None] = queue.Queue()
     errors: list[str] = []
