@@ -293,7 +293,7 @@ def on_param_changed(thisParam: Any, thisNode: Any, thisGroup: Any, app: Any, us
         except (SettingsError, sidecar.EngineNotFoundError) as exc:
             report = sidecar.SetupReport(False, [str(exc)], str(exc))
         print(report.text, flush=True)  # the script editor
-        _status(thisNode, "setup checked: no problems" if report.ok else f"setup problem: {report.problems[0]}")
+        _status(thisNode, report.status)
     elif name in ("prior", "model", "use_script_range"):
         _update_visibility(thisNode)
         refresh(thisNode, app)

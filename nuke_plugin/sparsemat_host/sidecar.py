@@ -156,6 +156,11 @@ class SetupReport:
     problems: list[str]
     text: str
 
+    @property
+    def status(self) -> str:
+        """The node's one-line status after a check."""
+        return "setup checked: no problems" if self.ok else f"setup problem: {self.problems[0]}"
+
 
 def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str] | None = None,
                 timeout: float = 300.0) -> SetupReport:

@@ -452,7 +452,7 @@ def check_setup(node: Any) -> bool:
         _show_error(node, str(exc))
         return False
     report = sidecar.check_setup(engine, settings)
-    _set_status(node, "setup checked: no problems" if report.ok else f"setup problem: {report.problems[0]}")
+    _set_status(node, report.status)
     if nuke.GUI:
         nuke.message(f"SparseMat {node.name()}: setup\n\n{report.text}")
     return report.ok

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsemat.cli.knobs import add_engine_flags, settings_from_args
-from sparsemat.cli.threads import add_threads_flag, job_threads
+from sparsemat.cli.threads import add_threads_flag, thread_source
 from sparsemat.errors import SparseMatError
 from sparsemat.settings import Settings
 from sparsemat.version import __version__
@@ -88,12 +88,13 @@ def _refiner_check(settings: Settings, device: Any) -> tuple[Check, Any]:
 
 def _prior_check(settings: Settings) -> Check:
     from sparsemat.priors import choose_prior
+    from sparsemat.priors.lpn_prior import SHIPPED_LPN_WEIGHTS
 
     try:
         name, reason = choose_prior(settings.prior, has_matte=False)
     except SparseMatError as exc:
         return Check("prior", settings.prior, False, str(exc))
-    untrained = "UNTRAINED" in reason
+    untrained = name == "lpn" and not SHIPPED_LPN_WEIGHTS.is_file()
     return Check("prior without a matte", f"{name} ({reason})", not untrained,
                  "connect a matte (roto, keyer) or install RVM (README, Dependencies)" if untrained else "")
 
@@ -118,17 +119,14 @@ def _colour_checks() -> list[Check]:
 
 def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, model: Any) -> list[Check]:
     from sparsemat.engine.budget import available_memory_bytes
-    from sparsemat.engine.cgroup import cpu_quota, memory_headroom_bytes
+    from sparsemat.engine.cgroup import memory_headroom_bytes
 
     checks = []
     try:
-        threads = job_threads(args.threads, os.environ)
+        threads, why = thread_source(args.threads, os.environ)
     except SparseMatError as exc:
         checks.append(Check("threads", str(args.threads), False, str(exc)))
     else:
-        quota = cpu_quota()
-        why = ("--threads" if args.threads else "$CUE_THREADS" if os.environ.get("CUE_THREADS")
-               else f"container CPU quota {quota:g}" if threads else "every core")
         checks.append(Check("threads", f"{threads or os.cpu_count()} of {os.cpu_count()} cores ({why})"))
     if device is not None:
         headroom = memory_headroom_bytes() if device.type == "cpu" else None

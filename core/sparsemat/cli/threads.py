@@ -28,20 +28,25 @@ def job_threads(flag: int, env: Mapping[str, str], root: Path = Path("/")) -> in
     """CPU threads a render may use: ``flag`` when > 0, else ``$CUE_THREADS`` (OpenCue's cores for this frame),
     else the CPU quota of the job's control groups rounded up (a container given 4 of 64 cores), else 0 (every
     core). Raises :class:`SettingsError` (knob ``threads``) for a negative or unreadable value."""
+    return thread_source(flag, env, root)[0]
+
+
+def thread_source(flag: int, env: Mapping[str, str], root: Path = Path("/")) -> tuple[int, str]:
+    """:func:`job_threads` and where the figure came from (``--threads``, ``$CUE_THREADS``, the quota, every core)."""
     if flag < 0:
         raise SettingsError("threads", flag, "give the number of CPU threads, or 0 for every core")
     if flag:
-        return flag
+        return flag, "--threads"
     if env.get("CUE_THREADS"):
         try:
-            return max(int(float(env["CUE_THREADS"])), 1)  # OpenCue writes whole cores, sometimes as "4.0"
+            return max(int(float(env["CUE_THREADS"])), 1), "$CUE_THREADS"  # whole cores, sometimes as "4.0"
         except ValueError:
             raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it "
                                 "or pass --threads N") from None
     quota = cpu_quota(root)
     if quota is not None and quota < (os.cpu_count() or 1):
-        return max(math.ceil(quota), 1)
-    return 0
+        return max(math.ceil(quota), 1), f"container CPU quota {quota:g}"
+    return 0, "every core"
 
 
 def use_threads(threads: int) -> None:
