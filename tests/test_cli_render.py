@@ -313,6 +313,35 @@ def test_data_window_preserved(seq: Fixture, tmp_path: Path, capsys: pytest.Capt
     assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == (0, 0, W, H)
 
 
+def test_anamorphic_plate_keeps_its_pixel_aspect_and_says_so(seq: Fixture, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from sparsemat.io import Window
+
+    rgb, alpha = _plate(1)
+    _write_plate(str(tmp_path / "ana.exr"), rgb, Window(0, 0, W, H, 0, 0, W, H, pixel_aspect=2.0))
+    write_frame(str(tmp_path / "ana_matte.exr"), {"A": alpha})
+    status, _, err = _render(capsys, seq, plate=str(tmp_path / "ana.exr"), matte=str(tmp_path / "ana_matte.exr"),
+                             output=str(tmp_path / "o.exr"), extra_top=())
+    assert status == 0, err
+    # 64 x 48 pixels at 2.0 are a 128 x 48 picture: short side 48 -> 128, long side 128 * 128 / 48 -> 352
+    assert "pixel aspect 2 (the plate's header): the prior sees the plate desqueezed, at 352x128" in err
+    spec, _ = _pixels(tmp_path / "o.exr")
+    assert spec.get_float_attribute("PixelAspectRatio") == 2.0  # reads back into the plate's format
+
+    # --pixel-aspect overrides a header that lacks it (a square-pixel file of an anamorphic scan)
+    status, _, err = _render(capsys, seq, "--pixel-aspect", "1.5", "--frames", "1",
+                             output=str(tmp_path / "p.####.exr"), extra_top=())
+    assert status == 0, err
+    assert "pixel aspect 1.5 (--pixel-aspect)" in err
+    spec, _ = _pixels(tmp_path / "p.0001.exr")
+    assert spec.get_float_attribute("PixelAspectRatio") == 1.5
+
+    with pytest.raises(SystemExit) as usage:
+        _render(capsys, seq, "--pixel-aspect", "0", output=str(tmp_path / "q.exr"))
+    assert usage.value.code == 2
+    assert "outside 0.1-10 (e.g. 2 for a 2x anamorphic plate)" in capsys.readouterr().err
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

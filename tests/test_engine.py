@@ -386,3 +386,53 @@ def test_model_and_device_changes(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in (f"file:{ckpt}", "~/m.pt"):
         assert build_shm(name).cfg == injected.cfg
+
+
+# ---------------------------------------------------------------- anamorphic plates
+class _DiscPrior:
+    """A network prior that records its input and answers with the round disc it expects to see.
+
+    It returns alpha 1 inside a circle of radius ``0.3 * h`` centred in its input: on a desqueezed
+    input that circle covers the same part of the picture as the plate's (squeezed) ellipse.
+    """
+
+    name = "disc"
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, lr_rgb: torch.Tensor) -> torch.Tensor:
+        h, w = (int(s) for s in lr_rgb.shape[-2:])
+        self.sizes.append((h, w))
+        yy, xx = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        return ((((xx - w / 2) ** 2 + (yy - h / 2) ** 2).sqrt() < 0.3 * h).float())[None, None]
+
+
+def test_anamorphic_plate_reaches_the_prior_desqueezed_and_its_matte_comes_back_squeezed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    prior = _DiscPrior()
+    _with_network_prior(monkeypatch, prior, [])
+    # a 2x anamorphic plate: 192 pixels high, 96 wide, showing a 192 x 192 picture
+    rgb = np.full((192, 96, 3), 0.5, np.float32)
+    sess = _session(prior="auto", temporal=False, prior_size=128)
+    res = sess.process(1, FrameInput(rgb=rgb, pixel_aspect=2.0))
+    assert prior.sizes == [(128, 128)]  # square pixels for the network (128 x 64 without the aspect)
+    assert res.prior.shape == (192, 96)
+    # the network's round disc is an ellipse on the plate: diameters 0.6 * 192 = 115.2 px high, 57.6 px wide
+    rows = np.flatnonzero(res.prior[:, 48] > 0.5)
+    cols = np.flatnonzero(res.prior[96] > 0.5)
+    assert abs(len(rows) - 115.2) <= 3 and abs(len(cols) - 57.6) <= 2
+
+    square = _DiscPrior()
+    _with_network_prior(monkeypatch, square, [])
+    _session(prior="auto", temporal=False, prior_size=128).process(1, FrameInput(rgb=rgb))
+    assert square.sizes == [(256, 128)]  # square pixels assumed: short side (the width) to 128
+
+
+def test_bad_pixel_aspect_is_refused_with_the_value() -> None:
+    sess = _session(prior="auto", temporal=False)
+    with pytest.raises(InputError, match="pixel aspect ratio must be a positive number, got -2"):
+        sess.process(1, FrameInput(rgb=np.full((32, 32, 3), 0.5, np.float32), pixel_aspect=-2.0))

@@ -86,6 +86,26 @@ def test_windows_preserved(tmp_path, window: Window) -> None:
     assert (spec.x, spec.y, spec.full_width, spec.full_height) == (window.x, window.y, window.full_width, window.full_height)
 
 
+@pytest.mark.parametrize("ext", [".exr", ".png", ".tif"])
+def test_pixel_aspect_read_and_written_back(tmp_path, ext: str) -> None:
+    anamorphic = Window(0, 0, W, H, 0, 0, W, H, pixel_aspect=2.0)
+    path = write_frame(str(tmp_path / f"a{ext}"), _planes(), window=anamorphic)
+    assert read_plate(path).window.pixel_aspect == pytest.approx(2.0)
+    square = write_frame(str(tmp_path / f"s{ext}"), _planes(), window=Window.full(W, H))
+    assert read_plate(square).window.pixel_aspect == 1.0
+
+
+@pytest.mark.parametrize("stored", [1e-4, 1e6])
+def test_unusable_pixel_aspect_in_a_header_reads_as_square(tmp_path, stored: float) -> None:
+    spec = oiio.ImageSpec(W, H, 3, oiio.HALF)
+    spec.attribute("PixelAspectRatio", stored)
+    out = oiio.ImageOutput.create(str(tmp_path / "bad.exr"))
+    assert out.open(str(tmp_path / "bad.exr"), spec)
+    out.write_image(np.full((H, W, 3), 0.5, np.float32))
+    out.close()
+    assert read_plate(str(tmp_path / "bad.exr")).window.pixel_aspect == 1.0
+
+
 def test_window_size_mismatch(tmp_path) -> None:
     with pytest.raises(ValueError, match="window"):
         write_frame(str(tmp_path / "w.exr"), _planes(), window=Window.full(W + 1, H))

@@ -175,6 +175,25 @@ def test_render_three_frames_with_the_real_engine(session: NukeSession, tmp_path
     assert session.nuke.progress_tasks[-1].progress[-1] == 100
 
 
+def test_an_anamorphic_input_gives_a_matte_in_the_same_format(tmp_path: Path, monkeypatch) -> None:
+    """The internal Write stores the format's pixel aspect (the double copies the plate, as Nuke writes the format);
+    the engine reads it, and the cached matte the internal Read shows carries it too."""
+    import OpenImageIO as oiio
+    from sparsemat_nuke import node as sm_node
+
+    session = NukeSession(tmp_path, frames=range(1, 2), pixel_aspect=2.0)
+    configure_engine(monkeypatch, tmp_path, fake=False)
+    node = session.make_node()
+    node["model"].setValue("lite")
+    node["device"].setValue("cpu")
+    job = sm_node.render(node)
+    assert job is not None
+    outcome = session.finish(job, timeout=55)
+    assert outcome.error == "" and sorted(outcome.done) == [1], outcome.summary()
+    spec = oiio.ImageInput.open(cache.frame_path(node.node(K.READ_RESULT)["file"].value(), 1)).spec()
+    assert spec.get_float_attribute("PixelAspectRatio") == 2.0
+
+
 def test_cancel_mid_range_leaves_only_complete_frames(session: NukeSession, tmp_path: Path, monkeypatch) -> None:
     from sparsemat_nuke import node as sm_node
 

@@ -247,6 +247,40 @@ def test_compose_modes_wipe_and_qimage_round_trip() -> None:
     assert np.array_equal(V.qimage_to_array(V.to_qimage(u8)), u8)
 
 
+def test_viewer_shows_anamorphic_pixels_desqueezed(qapp: QApplication) -> None:
+    view = V.ImageView()
+    view.resize(400, 200)
+    view.set_image(V.to_qimage(np.zeros((50, 100, 3), np.uint8)))
+    view.set_pixel_aspect(2.0)  # refits: the 100 x 50 image shows as 200 x 50
+    assert view.zoom == pytest.approx(2.0)  # min(400 / 200, 200 / 50)
+    assert (view.offset.x(), view.offset.y()) == pytest.approx((0.0, 50.0))
+    pt = view.to_image(QPointF(view.offset.x() + 200.0, view.offset.y() + 50.0))
+    assert (pt.x(), pt.y()) == pytest.approx((50.0, 25.0))  # 4 screen px per image px across, 2 down
+    view.set_zoom(4.0, QPointF(100.0, 100.0))  # zooming keeps the image point under the cursor
+    after = view.to_image(QPointF(100.0, 100.0))
+    before = (100.0 / 4.0, 25.0)
+    assert (after.x(), after.y()) == pytest.approx(before)
+
+
+def test_window_takes_the_pixel_aspect_override_to_the_view_and_the_range_render(qapp: QApplication,
+                                                                                  plates: str) -> None:
+    win = MainWindow(plates, matte=plates, settings=Settings(prior="input"), debounce_ms=10, pixel_aspect=2.0)
+    shown: list[int] = []
+    win.frameShown.connect(shown.append)
+    win.show()
+    try:
+        wait_until(lambda: bool(shown))
+        assert win.view.pixel_aspect == 2.0
+        assert win.source.source.pixel_aspect == 2.0
+    finally:
+        win.close()
+        win.deleteLater()
+        QApplication.processEvents()
+    argv = render_argv(plates, "o.####.exr", Settings(), pixel_aspect=2.0)
+    assert argv[argv.index("--pixel-aspect") + 1] == "2.0"
+    assert "--pixel-aspect" not in render_argv(plates, "o.####.exr", Settings())
+
+
 def test_exposure_goes_through_the_ocio_path() -> None:
     from sparsemat.io import DISPLAY_SRGB, convert
 

@@ -22,7 +22,7 @@ from sparsemat.settings import ENGINE_KNOBS, OutputSettings, Settings
 
 def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings | None = None,
                 frames: str | None = None, matte: str | None = None, matte_channel: str | None = None,
-                colorspace: str | None = None) -> list[str]:
+                colorspace: str | None = None, pixel_aspect: float | None = None) -> list[str]:
     """``sparsemat render`` arguments for these knobs (every engine knob spelled out, JSON progress)."""
     argv = [plate, "-o", output, "--progress", "json"]
     if frames:
@@ -33,6 +33,8 @@ def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings
         argv += ["--prior-channel", matte_channel]
     if colorspace:
         argv += ["--input-colorspace", colorspace]
+    if pixel_aspect is not None:
+        argv += ["--pixel-aspect", repr(float(pixel_aspect))]
     values = settings.to_dict()
     for spec in ENGINE_KNOBS:
         value = values[spec.name]

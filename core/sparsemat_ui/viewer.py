@@ -166,6 +166,7 @@ class ImageView(QWidget):
         self.setMouseTracking(False)
         self._image: QImage | None = None
         self.zoom = 1.0
+        self.pixel_aspect = 1.0  # image pixel width / height: a 2x anamorphic plate is shown desqueezed
         self.offset = QPointF(0.0, 0.0)  # widget position of image pixel (0, 0)
         self.wipe_on = False
         self.wipe_position = 0.5
@@ -182,6 +183,13 @@ class ImageView(QWidget):
             self.fit()
         self.update()
 
+    def set_pixel_aspect(self, aspect: float) -> None:
+        """Show image pixels ``aspect`` times as wide as high (the plate's pixel aspect), refitting on a change."""
+        if aspect != self.pixel_aspect:
+            self.pixel_aspect = float(aspect)
+            if self._image is not None:
+                self.fit()
+
     def image(self) -> QImage | None:
         """The image shown (full resolution, before zoom)."""
         return self._image
@@ -190,7 +198,7 @@ class ImageView(QWidget):
         """Zoom so the whole image fits, centred."""
         if self._image is None or self._image.isNull():
             return
-        iw, ih = self._image.width(), self._image.height()
+        iw, ih = self._image.width() * self.pixel_aspect, self._image.height()
         self.zoom = max(ZOOM_MIN, min(self.width() / iw, self.height() / ih))
         self.offset = QPointF((self.width() - iw * self.zoom) / 2, (self.height() - ih * self.zoom) / 2)
         self._fitted = True
@@ -204,9 +212,9 @@ class ImageView(QWidget):
         """Set the zoom keeping the image point under ``anchor`` (widget coordinates) in place."""
         zoom = float(np.clip(zoom, ZOOM_MIN, ZOOM_MAX))
         a = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
-        img_pt = (a - self.offset) / self.zoom
+        img_pt = self.to_image(a)
         self.zoom = zoom
-        self.offset = a - img_pt * zoom
+        self.offset = a - QPointF(img_pt.x() * zoom * self.pixel_aspect, img_pt.y() * zoom)
         self._fitted = True
         self.update()
 
@@ -218,7 +226,8 @@ class ImageView(QWidget):
 
     def to_image(self, pos: QPointF) -> QPointF:
         """Widget coordinates → image pixel coordinates."""
-        return (pos - self.offset) / self.zoom
+        d = pos - self.offset
+        return QPointF(d.x() / (self.zoom * self.pixel_aspect), d.y() / self.zoom)
 
     # ------------------------------------------------------------------ painting
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
@@ -227,11 +236,11 @@ class ImageView(QWidget):
         p.fillRect(self.rect(), QColor(38, 38, 38))
         if self._image is not None:
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
-            target = QRectF(self.offset.x(), self.offset.y(), self._image.width() * self.zoom,
+            target = QRectF(self.offset.x(), self.offset.y(), self._image.width() * self.zoom * self.pixel_aspect,
                             self._image.height() * self.zoom)
             p.drawImage(target, self._image)
             if self.wipe_on:
-                x = self.offset.x() + self.wipe_position * self._image.width() * self.zoom
+                x = self.offset.x() + self.wipe_position * target.width()
                 p.setPen(QPen(QColor(255, 255, 255), 1))
                 p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
                 p.drawText(QPointF(x - 48, 16), "prior")
@@ -247,7 +256,7 @@ class ImageView(QWidget):
     def _near_wipe(self, pos: QPointF) -> bool:
         if not self.wipe_on or self._image is None:
             return False
-        x = self.offset.x() + self.wipe_position * self._image.width() * self.zoom
+        x = self.offset.x() + self.wipe_position * self._image.width() * self.zoom * self.pixel_aspect
         return abs(pos.x() - x) < 8
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802

@@ -20,8 +20,12 @@ for _p in (REPO / "core", REPO / "nuke_plugin", DOUBLES):
 FAKE_ENGINE = DOUBLES / "fake_engine.py"
 
 
-def write_plates(folder: Path, frames: range, width: int = 64, height: int = 48, name: str = "plate") -> str:
-    """A tiny RGBA half-float EXR sequence: a soft disc moving over a gradient. Returns the %04d pattern."""
+def write_plates(folder: Path, frames: range, width: int = 64, height: int = 48, name: str = "plate",
+                 pixel_aspect: float = 1.0) -> str:
+    """A tiny RGBA half-float EXR sequence: a soft disc moving over a gradient. Returns the %04d pattern.
+
+    ``pixel_aspect`` goes into the header as a format with non-square pixels would put it (anamorphic plates).
+    """
     import numpy as np
     import OpenImageIO as oiio
 
@@ -34,7 +38,9 @@ def write_plates(folder: Path, frames: range, width: int = 64, height: int = 48,
         fg = np.array([0.9, 0.6, 0.4], np.float32)
         rgb = bg * (1 - disc[..., None]) + fg * disc[..., None]
         rgba = np.concatenate([rgb, disc[..., None]], -1).astype(np.float32)
-        buf = oiio.ImageBuf(oiio.ImageSpec(width, height, 4, "half"))
+        spec = oiio.ImageSpec(width, height, 4, "half")
+        spec.attribute("PixelAspectRatio", float(pixel_aspect))
+        buf = oiio.ImageBuf(spec)
         buf.set_pixels(oiio.ROI(), rgba)
         assert buf.write(str(folder / f"{name}.{f:04d}.exr")), buf.geterror()
     return (folder / f"{name}.%04d.exr").as_posix()
@@ -61,7 +67,7 @@ def configure_engine(monkeypatch: Any, tmp_path: Path, fake: bool, **fake_env: s
 class NukeSession:
     """A fresh double session with the plugin's init.py run and a plate sequence on disk."""
 
-    def __init__(self, tmp_path: Path, gui: bool = True, frames: range = range(1, 7)) -> None:
+    def __init__(self, tmp_path: Path, gui: bool = True, frames: range = range(1, 7), pixel_aspect: float = 1.0) -> None:
         import nuke
 
         self.nuke = nuke
@@ -71,7 +77,7 @@ class NukeSession:
         sm_node._JOBS.clear()
         runpy.run_path(str(REPO / "nuke_plugin" / "init.py"), run_name="init")
         self.tmp = tmp_path
-        self.plate = write_plates(tmp_path / "plates", frames)
+        self.plate = write_plates(tmp_path / "plates", frames, pixel_aspect=pixel_aspect)
         self.matte = self.plate
         nuke.root()["name"].setValue((tmp_path / "shots" / "shot.nk").as_posix())
         nuke.root()["first_frame"].setValue(frames[0])

@@ -46,3 +46,26 @@ def output_settings_from_args(args: argparse.Namespace) -> OutputSettings:
 def knob_choices(name: str) -> tuple[str, ...]:
     """Allowed values of an output knob, for argparse ``choices``."""
     return next(s.choices for s in OUTPUT_KNOBS if s.name == name)
+
+
+def pixel_aspect_arg(text: str) -> float:
+    """``--pixel-aspect`` value: a pixel's width over its height, 0.1-10 (2 for a 2x anamorphic squeeze)."""
+    from sparsemat.io.window import PIXEL_ASPECT_RANGE, valid_pixel_aspect
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number (e.g. 2 for a 2x anamorphic plate)") from None
+    if not valid_pixel_aspect(value):
+        low, high = PIXEL_ASPECT_RANGE
+        raise argparse.ArgumentTypeError(f"{text} is outside {low:g}-{high:g} (e.g. 2 for a 2x anamorphic plate)")
+    return value
+
+
+def add_pixel_aspect_flag(parser: argparse.ArgumentParser) -> None:
+    """Register ``--pixel-aspect`` (``render`` and ``ui``)."""
+    parser.add_argument(
+        "--pixel-aspect", type=pixel_aspect_arg, metavar="RATIO",
+        help="pixel width / height of the plate (2 for 2x anamorphic); the prior sees the plate desqueezed "
+             "(default: the plate file's own, e.g. the EXR header's pixelAspectRatio; square for most files)",
+    )

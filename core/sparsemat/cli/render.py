@@ -14,12 +14,18 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 import numpy as np
 
-from sparsemat.cli.knobs import add_engine_flags, knob_choices, output_settings_from_args, settings_from_args
+from sparsemat.cli.knobs import (
+    add_engine_flags,
+    add_pixel_aspect_flag,
+    knob_choices,
+    output_settings_from_args,
+    settings_from_args,
+)
 from sparsemat.cli.threads import add_threads_flag, job_threads, use_threads
 from sparsemat.errors import DeviceError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.settings import OutputSettings, Settings
@@ -37,6 +43,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior-channel", metavar="NAME", help="channel of --prior to use as the matte")
     parser.add_argument("--input-colorspace", metavar="NAME",
                         help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
+    add_pixel_aspect_flag(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-mode", choices=knob_choices("output_mode"), default=None,
                      help="alpha: matte only; rgba: plate RGB with the matte in A (default); premult: RGB × matte")
@@ -56,13 +63,17 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class FileSource:
-    """A :class:`~sparsemat.engine.FrameSource` over files on disk (plates and optional mattes)."""
+    """A :class:`~sparsemat.engine.FrameSource` over files on disk (plates and optional mattes).
+
+    ``pixel_aspect`` overrides the plates' own pixel aspect ratio (their header's; None: use it).
+    """
 
     plate_pattern: str
     frames_on_disk: list[int]
     matte_pattern: str | None = None
     matte_channel: str | None = None
     colorspace: str | None = None
+    pixel_aspect: float | None = None
     last_plate: Any = None
     _last_frame: int | None = field(default=None, repr=False)
 
@@ -89,7 +100,8 @@ class FileSource:
             except MissingFrameError as exc:
                 raise MissingFrameError(f"Frame {frame}: the prior matte does not exist ({exc}).") from exc
         self.last_plate, self._last_frame = plate, frame
-        return FrameInput(rgb=plate.rgb, matte=matte)
+        aspect = self.pixel_aspect if self.pixel_aspect is not None else plate.window.pixel_aspect
+        return FrameInput(rgb=plate.rgb, matte=matte, pixel_aspect=aspect)
 
 
 class Progress:
@@ -210,6 +222,18 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
+def _aspect_note(plate: Any, override: float | None, prior_size: int) -> str:
+    """``; pixel aspect 2 (…): the prior sees the plate desqueezed at W x H`` for non-square plates, else ``""``."""
+    from sparsemat.priors.base import prior_input_size
+
+    aspect = plate.window.pixel_aspect if override is None else override
+    if aspect == 1.0:
+        return ""
+    where = "--pixel-aspect" if override is not None else "the plate's header"
+    h, w = prior_input_size(plate.height, plate.width, prior_size, aspect)
+    return f"; pixel aspect {aspect:g} ({where}): the prior sees the plate desqueezed, at {w}x{h}"
+
+
 def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
     from sparsemat.io import parse_frame_range
 
@@ -290,7 +314,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         return 1
     on_disk = [] if seq.is_single_file else seq.frames()
     source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
-                        args.matte, args.prior_channel, args.input_colorspace)
+                        args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect)
     progress = Progress(args.progress, len(frames), progress_stream)
     failures: list[tuple[int | None, str]] = []
     announced_prior = False
@@ -361,9 +385,11 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
             for note in notes:
                 progress.note(f"warning: {label}: {note}")
             if not announced_prior and not getattr(args, "quiet", False):
-                progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}")
+                progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}"
+                              + _aspect_note(plate, args.pixel_aspect, settings.prior_size))
                 announced_prior = True
-            future = writer.submit(_write, write_frame, out_path, channels, plate.window, args.half, metadata, wide)
+            window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
+            future = writer.submit(_write, write_frame, out_path, channels, window, args.half, metadata, wide)
             pending = _PendingWrite(frame, label, t0, future, {
                 "frame": frame, "status": "done", "path": out_path,
                 "active_share": round(result.stats.active_share, 6), "seconds": 0.0,

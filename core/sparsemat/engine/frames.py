@@ -16,10 +16,14 @@ class FrameInput:
         rgb: ``[H, W, 3]`` float32 (float16 accepted), display-referred sRGB in [0, 1], finite.
         matte: optional external prior (roto, keyer, another model): ``[h, w]`` float32 in
             [0, 1] at any resolution; resampled to the plate by the engine.
+        pixel_aspect: width of a plate pixel over its height (2.0 for a 2x anamorphic plate). The prior
+            network sees the plate desqueezed to square pixels, as it was trained; the refinement and the
+            matte stay at the plate's own pixels.
     """
 
     rgb: np.ndarray
     matte: np.ndarray | None = None
+    pixel_aspect: float = 1.0
 
     @property
     def size(self) -> tuple[int, int]:

@@ -304,7 +304,7 @@ class Session:
         with timer("prior"):
             rgb_hwc = torch.from_numpy(np.ascontiguousarray(inp.rgb)).to(self.device)
             rgb_chw = rgb_hwc.permute(2, 0, 1)[None]
-            lr_size = prior_input_size(height, width, s.prior_size)
+            lr_size = prior_input_size(height, width, s.prior_size, inp.pixel_aspect)
             lr_rgb = downsample(rgb_chw, lr_size).clamp_(0, 1)
             lr_prior, prior_hr, stats.prior_name = self._prior(inp, lr_rgb, size, frame)
 

@@ -1,17 +1,30 @@
-"""Data and display windows of an image, and how a matte's window lines up with a plate's.
+"""Data and display windows of an image, its pixel aspect, and how a matte's window lines up with a plate's.
 
 EXR stores pixels only inside the *data window*; the *display window* is the frame (the format in
 Nuke). A roto or keyer matte written by Nuke carries its bounding box as data window, and a plate
 with overscan has a data window larger than its display window, so the two arrays only line up
 through their windows, never by array index. Outside its data window an image is zero.
+
+The pixel aspect ratio (a pixel's width over its height: 2.0 for a 2x anamorphic plate) belongs with the
+windows: it is part of the format in Nuke and of the EXR header's geometry, and a matte written for a plate
+keeps it so that it reads back in the plate's format.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import OpenImageIO as oiio
+
+#: Pixel aspect ratios outside this range are not a format (a corrupt or mis-set header): read as 1.0.
+PIXEL_ASPECT_RANGE = (0.1, 10.0)
+
+
+def valid_pixel_aspect(value: float) -> bool:
+    """True if ``value`` is a usable pixel aspect ratio (finite, within :data:`PIXEL_ASPECT_RANGE`)."""
+    return math.isfinite(value) and PIXEL_ASPECT_RANGE[0] <= value <= PIXEL_ASPECT_RANGE[1]
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,8 @@ class Window:
 
     ``x, y, width, height`` is the data window, ``full_*`` the display window (OpenImageIO's
     ``ImageSpec`` fields; y points down). Overscan = data window larger than the display window.
+    ``pixel_aspect`` is the width of a pixel over its height (OpenImageIO's ``PixelAspectRatio``: the
+    EXR header's ``pixelAspectRatio``, DPX's, PNG's ``pHYs``, TIFF's resolutions), 1.0 for square pixels.
     """
 
     x: int
@@ -30,11 +45,14 @@ class Window:
     full_y: int
     full_width: int
     full_height: int
+    pixel_aspect: float = 1.0
 
     @classmethod
     def from_spec(cls, spec: oiio.ImageSpec) -> Window:
-        """Copy both windows out of an ``ImageSpec``."""
-        return cls(spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+        """Copy both windows and the pixel aspect out of an ``ImageSpec`` (an unusable aspect reads as 1.0)."""
+        aspect = float(spec.get_float_attribute("PixelAspectRatio", 1.0))
+        return cls(spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y, spec.full_width, spec.full_height,
+                   aspect if valid_pixel_aspect(aspect) else 1.0)
 
     @classmethod
     def full(cls, width: int, height: int) -> Window:
@@ -42,11 +60,13 @@ class Window:
         return cls(0, 0, width, height, 0, 0, width, height)
 
     def apply(self, spec: oiio.ImageSpec) -> None:
-        """Set both windows on ``spec`` (its width/height must already match)."""
+        """Set both windows and a non-square pixel aspect on ``spec`` (its width/height must already match)."""
         spec.x, spec.y = self.x, self.y
         spec.full_x, spec.full_y, spec.full_width, spec.full_height = (
             self.full_x, self.full_y, self.full_width, self.full_height,
         )
+        if self.pixel_aspect != 1.0:
+            spec.attribute("PixelAspectRatio", float(self.pixel_aspect))
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -8,6 +8,7 @@ official SparseMat inference code) and calls :meth:`Prior.predict` once per fram
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Protocol, runtime_checkable
 
@@ -46,12 +47,16 @@ class Prior(Protocol):
         ...
 
 
-def prior_input_size(height: int, width: int, short_side: int = 512) -> tuple[int, int]:
+def prior_input_size(height: int, width: int, short_side: int = 512, pixel_aspect: float = 1.0) -> tuple[int, int]:
     """Low-resolution working size for a plate of ``height`` x ``width`` pixels.
 
     The short side is scaled to ``short_side`` and each dimension is rounded **up** to a multiple of
     32 (official ``SparseMat.inference``). Integer arithmetic avoids the float round-off with which
     the official expression occasionally overshoots by 32 pixels.
+
+    With ``pixel_aspect`` ≠ 1 (anamorphic plates: a pixel ``pixel_aspect`` times as wide as high) the size
+    is that of the desqueezed picture, ``width * pixel_aspect`` wide, so the prior sees square pixels;
+    a 2880 x 2160 plate at 2.0 gets 1376 x 512 instead of 704 x 512.
 
     Returns:
         (h, w), both positive multiples of 32.
@@ -60,6 +65,12 @@ def prior_input_size(height: int, width: int, short_side: int = 512) -> tuple[in
         raise InputError(f"The plate has an empty size ({width} x {height} pixels).")
     if short_side <= 0:
         raise InputError(f"The prior resolution must be positive, got {short_side}.")
+    if pixel_aspect != 1.0:
+        if not (math.isfinite(pixel_aspect) and pixel_aspect > 0):
+            raise InputError(f"The pixel aspect ratio must be a positive number, got {pixel_aspect}.")
+        span = min(float(height), width * pixel_aspect)
+        return (math.ceil(short_side * height / span / 32 - 1e-9) * 32,
+                math.ceil(short_side * width * pixel_aspect / span / 32 - 1e-9) * 32)
     m = min(height, width)
     h = -(-short_side * height // (m * 32)) * 32
     w = -(-short_side * width // (m * 32)) * 32
@@ -97,18 +108,19 @@ def resize_alpha(alpha: Tensor, size: tuple[int, int]) -> Tensor:
     return alpha.clamp(0.0, 1.0)
 
 
-def lr_input(rgb: np.ndarray | Tensor, short_side: int = 512) -> Tensor:
+def lr_input(rgb: np.ndarray | Tensor, short_side: int = 512, pixel_aspect: float = 1.0) -> Tensor:
     """Make the prior input from a full-resolution plate.
 
     Args:
         rgb: [H, W, 3] numpy or [1, 3, H, W] tensor, float32 display sRGB in [0, 1].
         short_side: short side of the working size (see :func:`prior_input_size`).
+        pixel_aspect: the plate's pixel aspect ratio; the input is desqueezed to square pixels.
 
     Returns:
         [1, 3, h, w] float32 tensor in [0, 1] at :func:`prior_input_size`.
     """
     t = _as_nchw(rgb, channels=3, what="plate")
-    return resize_rgb(t, prior_input_size(t.shape[-2], t.shape[-1], short_side)).clamp(0.0, 1.0)
+    return resize_rgb(t, prior_input_size(t.shape[-2], t.shape[-1], short_side, pixel_aspect)).clamp(0.0, 1.0)
 
 
 def check_lr_rgb(lr_rgb: Tensor, prior: str) -> None:
