@@ -342,6 +342,24 @@ def test_anamorphic_plate_keeps_its_pixel_aspect_and_says_so(seq: Fixture, tmp_p
     assert "outside 0.1-10 (e.g. 2 for a 2x anamorphic plate)" in capsys.readouterr().err
 
 
+def test_output_keeps_the_plates_timecode_and_rate(seq: Fixture, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rgb, _ = _plate(1)
+    spec = oiio.ImageSpec(W, H, 3, oiio.HALF)
+    spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), (0x10000000, 0))  # 10:00:00:00
+    spec.attribute("FramesPerSecond", oiio.TypeDesc("rational2i"), (25, 1))
+    out = oiio.ImageOutput.create(str(tmp_path / "tc.exr"))
+    assert out.open(str(tmp_path / "tc.exr"), spec)
+    out.write_image(rgb.astype(np.float32))
+    out.close()
+    status, _, err = _render(capsys, seq, "--prior-model", "input", plate=str(tmp_path / "tc.exr"),
+                             matte=str(seq.root / "matte.0001.exr"), output=str(tmp_path / "o.exr"))
+    assert status == 0, err
+    got, _ = _pixels(tmp_path / "o.exr")
+    assert tuple(got.getattribute("smpte:TimeCode")) == (0x10000000, 0)
+    assert tuple(got.getattribute("FramesPerSecond")) == (25, 1)
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

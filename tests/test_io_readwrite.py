@@ -106,6 +106,35 @@ def test_unusable_pixel_aspect_in_a_header_reads_as_square(tmp_path, stored: flo
     assert read_plate(str(tmp_path / "bad.exr")).window.pixel_aspect == 1.0
 
 
+def _plate_with_header(path: str) -> None:
+    """A half RGB EXR with the header a camera/conform pipeline gives a plate (timecode, rate, colour, a custom key)."""
+    spec = oiio.ImageSpec(W, H, 3, oiio.HALF)
+    spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), (0x01020304, 0))  # 01:02:03:04
+    spec.attribute("FramesPerSecond", oiio.TypeDesc("rational2i"), (24000, 1001))
+    spec.attribute("openexr:chromaticities", oiio.TypeDesc("float[8]"), (0.713, 0.293, 0.165, 0.83, 0.128, 0.044,
+                                                                          0.32168, 0.33767))  # ACES AP1
+    spec.attribute("camera/serial", "A001")
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec)
+    out.write_image(np.full((H, W, 3), 0.25, np.float32))
+    out.close()
+
+
+def test_timecode_rate_and_colour_description_are_carried_to_outputs(tmp_path) -> None:
+    _plate_with_header(str(tmp_path / "plate.exr"))
+    plate = read_plate(str(tmp_path / "plate.exr"))
+    assert {name for name, _, _ in plate.carried} == {"smpte:TimeCode", "FramesPerSecond", "openexr:chromaticities"}
+    out = write_frame(str(tmp_path / "matte.exr"), {"A": np.ones((H, W), np.float32)}, carry=plate.carried)
+    spec = oiio.ImageInput.open(out).spec()
+    assert tuple(spec.getattribute("smpte:TimeCode")) == (0x01020304, 0)
+    assert tuple(spec.getattribute("FramesPerSecond")) == (24000, 1001)
+    assert spec.getattribute("openexr:chromaticities")[0] == pytest.approx(0.713)
+    assert spec.getattribute("camera/serial") is None  # only the listed attributes travel
+    # a display-referred integer file keeps the time but not the EXR colour description of the plate's RGB
+    tif = write_frame(str(tmp_path / "matte.tif"), {"A": np.ones((H, W), np.float32)}, carry=plate.carried)
+    assert oiio.ImageInput.open(tif).spec().getattribute("openexr:chromaticities") is None
+
+
 def test_window_size_mismatch(tmp_path) -> None:
     with pytest.raises(ValueError, match="window"):
         write_frame(str(tmp_path / "w.exr"), _planes(), window=Window.full(W + 1, H))

@@ -260,10 +260,10 @@ class _PendingWrite:
     record: dict[str, Any]
 
 
-def _write(write_frame: Callable[..., str], path: str, channels: dict[str, np.ndarray], window: Any, half: bool,
-           metadata: dict[str, str | int | float], float_channels: tuple[str, ...]) -> float:
-    """Write one frame (atomic); return ``time.perf_counter()`` when the file is complete."""
-    write_frame(path, channels, window=window, half=half, metadata=metadata, float_channels=float_channels)
+def _write(write_frame: Callable[..., str], path: str, channels: dict[str, np.ndarray], options: dict[str, Any]) -> float:
+    """Write one frame (atomic) with ``write_frame``'s keyword ``options``; return ``time.perf_counter()`` when the
+    file is complete."""
+    write_frame(path, channels, **options)
     return time.perf_counter()
 
 
@@ -389,7 +389,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                               + _aspect_note(plate, args.pixel_aspect, settings.prior_size))
                 announced_prior = True
             window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
-            future = writer.submit(_write, write_frame, out_path, channels, window, args.half, metadata, wide)
+            future = writer.submit(_write, write_frame, out_path, channels, {
+                "window": window, "half": args.half, "metadata": metadata, "float_channels": wide,
+                "carry": plate.carried})
             pending = _PendingWrite(frame, label, t0, future, {
                 "frame": frame, "status": "done", "path": out_path,
                 "active_share": round(result.stats.active_share, 6), "seconds": 0.0,

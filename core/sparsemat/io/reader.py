@@ -32,6 +32,14 @@ from sparsemat.io.window import Window, region_of
 
 #: Share of pixels outside [-0.01, 1.01] (display-referred) above which reading warns.
 CLIP_WARN_SHARE = 0.2
+#: Header attributes (OpenImageIO names) that describe the plate's time and colour rather than how its pixels are
+#: stored. Outputs written for a plate carry them (:attr:`Plate.carried`), as Nuke's Write keeps timecode and rate by
+#: default, so a matte conforms in editorial like its plate: SMPTE timecode and film key code, frame rate, and the
+#: EXR colour description (chromaticities, white luminance, adopted neutral) of the RGB an ``rgba`` output writes back.
+CARRIED_ATTRIBUTES = (
+    "smpte:TimeCode", "smpte:KeyCode", "FramesPerSecond",
+    "openexr:chromaticities", "openexr:whiteLuminance", "openexr:adoptedNeutral",
+)
 _CLIP_TOLERANCE = 0.01
 _PREFERRED_PARTS = ("rgba", "beauty")
 _PREFERRED_LAYERS = ("", "rgba", "beauty")
@@ -58,6 +66,9 @@ class Plate:
         part: index of the EXR part (subimage) read; part_name its name ("" if unnamed).
         pixel_type: stored type of the RGB channels ("half", "float", "uint8", "uint16" …).
         nonfinite_pixels: number of pixels with a NaN/Inf in R, G or B.
+        attributes: the part's header attributes with a text or number value, by OpenImageIO name.
+        carried: ``(name, TypeDesc, value)`` of the plate's :data:`CARRIED_ATTRIBUTES` (timecode, rate, colour
+            description), to hand to :func:`~sparsemat.io.writer.write_frame` ``carry=``.
     """
 
     rgb: np.ndarray
@@ -75,6 +86,7 @@ class Plate:
     pixel_type: str = "half"
     nonfinite_pixels: int = 0
     attributes: dict[str, str | float | int] = field(default_factory=dict)
+    carried: tuple[tuple[str, oiio.TypeDesc, object], ...] = ()
 
     @property
     def height(self) -> int:
@@ -325,14 +337,17 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         display = np.nan_to_num(display, nan=0.0, posinf=1.0, neginf=0.0)
     display = _clip_display(display, where, space)
     attributes: dict[str, str | float | int] = {}
+    carried: list[tuple[str, oiio.TypeDesc, object]] = []
     for attr in spec.extra_attribs:
         if isinstance(attr.value, (str, int, float)):
             attributes[attr.name] = attr.value
+        if attr.name in CARRIED_ATTRIBUTES:
+            carried.append((attr.name, attr.type, attr.value))
     return Plate(
         rgb=display, source_rgb=source_rgb, alpha=alpha, window=Window.from_spec(spec), channel_names=names,
         rgb_channels=(names[ri], names[gi], names[bi]), alpha_channel=names[ai] if ai is not None else None,
         path=file, frame=frame, colorspace=space, part=part, part_name=_part_name(spec), pixel_type=pixel_type,
-        nonfinite_pixels=bad, attributes=attributes,
+        nonfinite_pixels=bad, attributes=attributes, carried=tuple(carried),
     )
 
 

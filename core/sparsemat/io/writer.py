@@ -137,6 +137,7 @@ def write_frame(
     bits: int | None = None,
     frame: int | None = None,
     float_channels: Collection[str] = (),
+    carry: Collection[tuple[str, oiio.TypeDesc, object]] = (),
 ) -> str:
     """Write one frame atomically; return the final path.
 
@@ -150,6 +151,9 @@ def write_frame(
         half: EXR pixel type: half (default) or float32.
         float_channels: channels stored as 32-bit float even with ``half`` (EXR): a float plate's own
             RGB, which half would round (0.1234567 → 0.12347) or overflow (above 65504 → inf).
+        carry: ``(name, TypeDesc, value)`` header attributes copied as they are, normally the plate's
+            :attr:`~sparsemat.io.reader.Plate.carried` (timecode, frame rate, EXR colour description). The
+            ``openexr:`` colour description goes only into EXR files (integer outputs hold display sRGB).
         metadata: header attributes, stored as ``sparsemat:<key>`` (EXR; other formats keep what
             they can). Values: str, int, float (stored as 32-bit float; bool as int).
         compression: EXR compression; must be lossless because the matte is data: ``zips``
@@ -212,6 +216,9 @@ def write_frame(
         window.apply(spec)
     if not integer:
         spec.attribute("compression", compression)
+    for name, type_desc, value in carry:
+        if ext == ".exr" or not name.startswith("openexr:"):
+            spec.attribute(name, type_desc, value)
     for key, value in (metadata or {}).items():
         name = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
         if isinstance(value, bool):
