@@ -109,8 +109,10 @@ def build() -> str:
     for knob in K.NODE_KNOBS:
         out += user_knob_lines(knob)
     out.append("}")
+    # raw: the cache holds the working space's values as they are (the engine is told which space that is), not
+    # whatever the project's default float LUT would convert them to
     exr = {"file_type": "exr", "datatype": tcl_quote("16 bit half"), "compression": tcl_quote("Zip (1 scanline)"),
-           "create_directories": "true"}
+           "create_directories": "true", "raw": "true"}
     out += node("Input", K.MATTE_INPUT, 300, -400, inputs=0, number="1")
     out.append("set N_matte [stack 0]")
     out += node("Expression", "SparseMatMatteToRGBA", 300, -300, expr0="a", expr1="a", expr2="a")

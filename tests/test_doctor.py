@@ -51,6 +51,17 @@ def test_problems_are_named_with_what_to_do(capsys: pytest.CaptureFixture[str], 
     assert out.rstrip().endswith("1 problem(s)")
 
 
+def test_the_plate_colour_space_is_checked_when_given(capsys: pytest.CaptureFixture[str]) -> None:
+    status, rep = _doctor(capsys, "--device", "cpu", "--prior-model", "input", "--input-colorspace", "ACES - ACEScg")
+    checks = {c["name"]: c for c in rep["checks"]}
+    assert status == 0 and checks["plate colour space"]["value"] == "ACES - ACEScg = ACEScg"
+    status, rep = _doctor(capsys, "--device", "cpu", "--prior-model", "input", "--input-colorspace", "show_linear")
+    bad = {c["name"]: c["note"] for c in rep["checks"] if not c["ok"]}
+    assert status == 1 and list(bad) == ["plate colour space"]
+    assert "no such colour space" in bad["plate colour space"] and "ARRI LogC3 (EI800)" in bad["plate colour space"]
+    assert bad["plate colour space"].endswith("Plate colour space knob) to one of these names.")
+
+
 def test_a_closed_pipe_ends_the_command_quietly() -> None:
     """``sparsemat doctor --json | head -1``: no BrokenPipeError traceback on the terminal."""
     import subprocess

@@ -389,6 +389,20 @@ def test_colour_conversions(tmp_path) -> None:
         read_plate(path, colorspace="Rec709")
 
 
+@pytest.mark.parametrize(("space", "code"), [
+    ("ARRI LogC3 (EI800)", 0.391007),  # ARRI's published code value of 18 % grey
+    ("arri_logc3_ei800", 0.391007),  # the config's alias
+    ("S-Log3 S-Gamut3", 420.0 / 1023.0),  # Sony: 18 % grey at 10-bit code 420
+    ("Log3G10 REDWideGamutRGB", 0.333333),  # RED: 18 % grey at 1/3
+])
+def test_camera_log_plates_read_as_the_camera_wrote_them(tmp_path: Path, space: str, code: float) -> None:
+    path = str(tmp_path / "log.exr")
+    _write_raw(path, np.full((H, W, 3), code, np.float32), ("R", "G", "B"))
+    plate = read_plate(path, colorspace=space)
+    assert np.allclose(plate.rgb, 0.4614, atol=2e-3)  # 18 % grey in display sRGB, whatever the camera
+    assert np.array_equal(plate.source_rgb, np.full((H, W, 3), code, np.float32))  # written back as shot
+
+
 def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:
     """Studios export ``$OCIO``; OpenImageIO reads it unless told otherwise. A show config it cannot load
     (as here) made every EXR frame fail ("cannot convert linear to srgb_rec709_scene"). The engine names

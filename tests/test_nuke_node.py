@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -294,6 +295,43 @@ def test_farm_command_is_built_from_the_knobs(session: NukeSession) -> None:
     assert "precompute.py" in inputs_cmd and "--inputs-only" in inputs_cmd
     assert engine_cmd.startswith("sparsemat render ") and "--kernel-size 31" in engine_cmd
     assert node["cache_key"].value() in engine_cmd and "--frames 1-6" in engine_cmd
+
+
+@pytest.mark.parametrize(("management", "config", "working", "expected"), [
+    ("Nuke", "nuke-default", "linear", "lin_rec709"),  # Nuke's own colour management
+    ("OCIO", "nuke-default", "scene_linear", "lin_rec709"),  # nuke-default's scene_linear is linear Rec.709
+    ("OCIO", "aces_1.2", "ACES - ACEScg", "ACES - ACEScg"),  # the engine resolves the ACES 1.x name
+    ("OCIO", "fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1", "scene_linear", "scene_linear"),  # -> ACEScg
+])
+def test_the_plate_colour_space_follows_the_projects_working_space(
+        session: NukeSession, management: str, config: str, working: str, expected: str) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    root = session.nuke.root()
+    root["colorManagement"].setValue(management)
+    root["OCIO_config"].setValue(config)
+    root["workingSpaceLUT"].setValue(working)
+    node = session.make_node()
+    assert node.node(K.WRITE_SOURCE)["raw"].value()  # the cache holds the working space's values as they are
+    _, engine_cmd = sm_node.farm_commands(node)
+    assert f"--input-colorspace {shlex.quote(expected)}" in engine_cmd
+    key = node["cache_key"].value()
+    node[K.PLATE_COLORSPACE_KNOB].setValue("ACES2065-1")  # the artist knows better: the knob wins, a new key
+    _, engine_cmd = sm_node.farm_commands(node)
+    assert "--input-colorspace ACES2065-1" in engine_cmd and node["cache_key"].value() != key
+
+
+def test_a_project_working_space_change_selects_another_cache_key(session: NukeSession) -> None:
+    from sparsemat_nuke import node as sm_node
+
+    node = session.make_node()
+    linear = sm_node.node_state(node)
+    session.nuke.root()["colorManagement"].setValue("OCIO")
+    session.nuke.root()["OCIO_config"].setValue("aces_1.2")
+    session.nuke.root()["workingSpaceLUT"].setValue("ACES - ACEScg")
+    aces = sm_node.node_state(node)
+    assert aces.colorspace == "ACES - ACEScg" and linear.colorspace == "lin_rec709"
+    assert aces.key != linear.key and aces.source != linear.source  # the cached plate copies differ too
 
 
 def _farm_session(tmp_path: Path, monkeypatch, **env: str) -> tuple[NukeSession, object, object, Path]:

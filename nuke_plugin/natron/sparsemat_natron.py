@@ -34,6 +34,9 @@ READ_ID = "fr.inria.openfx.ReadOIIO"
 WRITE_ID = "fr.inria.openfx.WriteOIIO"
 SWITCH_ID = "net.sf.openfx.switchPlugin"
 TEXT_ID = "net.fxarena.openfx.Text"
+# What the Plate colour space knob's 'auto' means here: Natron composites in linear Rec.709 (its default
+# nuke-default OCIO config) and its WriteOIIO writes EXR in that linear space.
+WORKING_SPACE = "lin_rec709"
 _CANCEL: dict[str, bool] = {}
 
 
@@ -165,8 +168,9 @@ def state_of(group: Any, app: Any) -> dict[str, Any]:
     """The group's settings, cache key and paths (SettingsError when a param is invalid)."""
     settings, output = K.settings_from_values(knob_values(group))
     node_cache = cache.NodeCache(cache_root(group, app), group.getScriptName())
+    colorspace = K.plate_colorspace(_param(group, K.PLATE_COLORSPACE_KNOB).get(), WORKING_SPACE)
     input_id = cache.input_identity(["source:"] + _describe(group.getInput(0), set()) + ["matte:"]
-                                    + _describe(group.getInput(1), set()))
+                                    + _describe(group.getInput(1), set()) + ["colorspace:", colorspace])
     # The cache holds the final output (the inner graph only reads it back), so output mode and overlay
     # are part of the key: changing them shows the "not rendered" slate until Render is pressed again.
     key = cache.cache_key(settings, input_id, ENGINE_VERSION, dataclasses.asdict(output))
@@ -174,7 +178,7 @@ def state_of(group: Any, app: Any) -> dict[str, Any]:
     matte = node_cache.matte_pattern(input_id) if group.getInput(1) is not None else None
     return {"settings": settings, "output": output, "cache": node_cache, "input_id": input_id, "key": key,
             "source": node_cache.source_pattern(input_id), "matte": matte,
-            "output_pattern": node_cache.output_pattern(key), "first": first, "last": last}
+            "output_pattern": node_cache.output_pattern(key), "first": first, "last": last, "colorspace": colorspace}
 
 
 def _inner(group: Any, name: str) -> Any:
@@ -244,7 +248,8 @@ def render(group: Any, app: Any, frames: list[int] | None = None) -> sidecar.Ren
             _render_writer(app, _inner(group, name), a, b)
     state["cache"].write_manifest(state["key"], settings, state["input_id"], state["source"], state["matte"])
     cmd = sidecar.render_command(engine, state["source"], state["output_pattern"], missing[0], missing[-1],
-                                 settings, state["output"], matte=state["matte"], resume=True, cache_mode=False)
+                                 settings, state["output"], matte=state["matte"], resume=True, cache_mode=False,
+                                 colorspace=state["colorspace"])
     name = group.getScriptName()
     _CANCEL[name] = False
 
@@ -284,12 +289,14 @@ def on_param_changed(thisParam: Any, thisNode: Any, thisGroup: Any, app: Any, us
         if state is not None:
             cmd = sidecar.render_command(["sparsemat"], state["source"], state["output_pattern"], state["first"],
                                          state["last"], state["settings"], state["output"], matte=state["matte"],
-                                         cache_mode=False)
+                                         cache_mode=False, colorspace=state["colorspace"])
             print(sidecar.farm_command_line(cmd), flush=True)
             _status(thisNode, "farm command printed to the script editor")
     elif name == "check_setup":
         try:
-            report = sidecar.check_setup(sidecar.engine_command(), K.settings_from_values(knob_values(thisNode))[0])
+            colorspace = K.plate_colorspace(_param(thisNode, K.PLATE_COLORSPACE_KNOB).get(), WORKING_SPACE)
+            report = sidecar.check_setup(sidecar.engine_command(), K.settings_from_values(knob_values(thisNode))[0],
+                                         colorspace=colorspace)
         except (SettingsError, sidecar.EngineNotFoundError) as exc:
             report = sidecar.SetupReport(False, [str(exc)], str(exc))
         print(report.text, flush=True)  # the script editor

@@ -43,6 +43,10 @@ CACHE_SWITCH = "SparseMatCacheSwitch"
 INTERNAL_NODES: tuple[str, ...] = (SOURCE_INPUT, MATTE_INPUT, WRITE_SOURCE, WRITE_MATTE, READ_RESULT, SLATE_TEXT,
                                    CACHE_SWITCH)
 
+# The plate colour space knob and its value that stands for the host's working space.
+PLATE_COLORSPACE_KNOB = "plate_colorspace"
+AUTO_COLORSPACE = "auto"
+
 # Marker knob identifying a SparseMat node even after "convert to group"; holds the plugin version.
 MARKER_KNOB = "sparsemat_node"
 PLUGIN_VERSION = "1"
@@ -126,6 +130,12 @@ def _build_node_knobs() -> tuple[NodeKnob, ...]:
         elif spec.name == "model":
             knobs.append(NodeKnob("model_file", "Checkpoint", "file", "",
                                   "Your own refiner weights (.pt), used when Refiner model is set to file."))
+    knobs.append(NodeKnob(PLATE_COLORSPACE_KNOB, "Plate colour space", "string", AUTO_COLORSPACE,
+                          "The colour space of the Source's pixels as the node receives them. auto: the project's "
+                          "working space (Project Settings > Color; linear Rec.709 with Nuke's own colour management "
+                          "or the nuke-default config, ACEScg in ACES configs). Otherwise a name or alias from "
+                          "OpenColorIO's studio config: ACEScg, lin_rec709, ACES2065-1, 'ACES - ACEScg' … The "
+                          "network sees the plate in display sRGB; rgba output keeps the plate's own values."))
     knobs.append(NodeKnob("output_divider", "", "text", ""))
     knobs.extend(_from_spec(spec) for spec in OUTPUT_KNOBS)
     knobs.append(NodeKnob("range_divider", "", "text", ""))
@@ -165,7 +175,14 @@ KNOBS_BY_NAME: dict[str, NodeKnob] = {k.name: k for k in NODE_KNOBS}
 ENGINE_KNOB_NAMES: tuple[str, ...] = tuple(k.name for k in ENGINE_KNOBS)
 OUTPUT_KNOB_NAMES: tuple[str, ...] = tuple(k.name for k in OUTPUT_KNOBS)
 # Knobs whose change selects another cache key.
-KEY_KNOBS: frozenset[str] = frozenset(ENGINE_KNOB_NAMES + ("onnx_file", "model_file", "cache_dir"))
+KEY_KNOBS: frozenset[str] = frozenset(ENGINE_KNOB_NAMES + ("onnx_file", "model_file", "cache_dir", PLATE_COLORSPACE_KNOB))
+
+
+def plate_colorspace(value: Any, working_space: str) -> str:
+    """The engine's ``--input-colorspace`` for the Plate colour space knob: the host's working space for
+    ``auto`` (or an empty knob), else the knob's own text."""
+    text = str(value or "").strip()
+    return working_space if text in ("", AUTO_COLORSPACE) else text
 
 
 def settings_from_values(values: Mapping[str, Any]) -> tuple[Settings, OutputSettings]:

@@ -119,16 +119,20 @@ def render_command(
     matte: str | None = None,
     resume: bool = True,
     cache_mode: bool = True,
+    colorspace: str | None = None,
 ) -> list[str]:
     """The engine CLI command that renders ``first``–``last`` of ``source`` into ``output``.
 
     Args:
+        colorspace: OCIO name of the source's pixels (``--input-colorspace``; the host's working space).
         cache_mode: write what the node caches (RGBA plus the sparsity channel) whatever the
             output knobs say; the node applies output mode and overlay when reading back, so
             changing them needs no new render (Nuke). False writes the output the knobs ask for
             (Natron, whose inner graph only reads the cache back).
     """
     cmd = [*engine, "render", source, "-o", output, "--frames", f"{first}-{last}", "--progress", "json"]
+    if colorspace:
+        cmd += ["--input-colorspace", colorspace]
     cmd += settings_flags(settings)
     if matte:
         # The rough-matte sequence (MATTE_FLAG); with prior 'auto' or 'input' the engine uses it.
@@ -163,12 +167,14 @@ class SetupReport:
 
 
 def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str] | None = None,
-                timeout: float = 300.0) -> SetupReport:
-    """Run ``sparsemat doctor --json`` with ``settings`` in the engine's environment.
+                timeout: float = 300.0, colorspace: str | None = None) -> SetupReport:
+    """Run ``sparsemat doctor --json`` with ``settings`` (and the plate's ``colorspace``) in the engine's environment.
 
     A command that cannot start, crashes, hangs or answers something else gives one problem saying so.
     """
     cmd = [*engine, "doctor", "--json", *settings_flags(settings)]
+    if colorspace:
+        cmd += ["--input-colorspace", colorspace]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
                               env=engine_environment(env))

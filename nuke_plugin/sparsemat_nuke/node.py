@@ -96,10 +96,32 @@ def _describe(node: Any, seen: set[int]) -> list[str]:
     return lines
 
 
-def input_identity(node: Any) -> str:
-    """Hash of everything upstream of the Source and Matte inputs (classes and knob values)."""
+def input_identity(node: Any, colorspace: str = "") -> str:
+    """Hash of everything upstream of the Source and Matte inputs (classes and knob values) and of the colour space
+    their pixels are written in (the cached copies hold the working space's values)."""
     parts = ["source:"] + _describe(node.input(0), set()) + ["matte:"] + _describe(node.input(1), set())
-    return cache.input_identity(parts)
+    return cache.input_identity([*parts, "colorspace:", colorspace])
+
+
+def working_space() -> str:
+    """The colour space the script holds pixels in, which the internal Writes (``raw``) put in the cache.
+
+    Nuke's own colour management and the ``nuke-default`` OCIO config work in linear Rec.709; other OCIO configs in
+    Project Settings ▸ Color ▸ working space (``workingSpaceLUT``: ``scene_linear``, ``ACES - ACEScg`` …), a name
+    the engine resolves through OpenColorIO's studio config and its aliases.
+    """
+    root = nuke.root()
+    management, config, space = (root.knob(n) for n in ("colorManagement", "OCIO_config", "workingSpaceLUT"))
+    if space is None or management is None or str(management.value()) == "Nuke":
+        return "lin_rec709"
+    if config is not None and str(config.value()).startswith("nuke-default"):
+        return "lin_rec709"
+    return str(space.value()) or "lin_rec709"
+
+
+def plate_colorspace(node: Any) -> str:
+    """The engine's ``--input-colorspace`` for this node: its Plate colour space knob, ``auto`` = :func:`working_space`."""
+    return K.plate_colorspace(_knob(node, K.PLATE_COLORSPACE_KNOB).value(), working_space())
 
 
 def has_matte(node: Any) -> bool:
@@ -120,18 +142,20 @@ class NodeState:
     output_pattern: str
     first: int
     last: int
+    colorspace: str = "lin_rec709"
 
 
 def node_state(node: Any) -> NodeState:
     """The node's current cache key and paths (SettingsError when a knob is invalid)."""
     settings, output = node_settings(node)
     node_cache = cache.NodeCache(cache_root(node), node.fullName())
-    input_id = input_identity(node)
+    colorspace = plate_colorspace(node)
+    input_id = input_identity(node, colorspace)
     key = cache.cache_key(settings, input_id, ENGINE_VERSION)
     first, last = frame_range(node)
     return NodeState(settings, output, node_cache, input_id, key, node_cache.source_pattern(input_id),
                      node_cache.matte_pattern(input_id) if has_matte(node) else None,
-                     node_cache.output_pattern(key), first, last)
+                     node_cache.output_pattern(key), first, last, colorspace)
 
 
 def _set_status(node: Any, text: str) -> None:
@@ -374,7 +398,8 @@ def render(node: Any, frames: list[int] | None = None, wait: bool | None = None)
         return None
     state.cache.write_manifest(state.key, state.settings, state.input_id, state.source, state.matte)
     cmd = sidecar.render_command(engine, state.source, state.output_pattern, missing[0], missing[-1],
-                                 state.settings, state.output, matte=state.matte, resume=True)
+                                 state.settings, state.output, matte=state.matte, resume=True,
+                                 colorspace=state.colorspace)
     job = RenderJob(node, cmd, missing, state)
     _JOBS[name] = job
     blocking = (not nuke.GUI) if wait is None else wait
@@ -439,7 +464,8 @@ def farm_commands(node: Any, plugin_dir: str | None = None) -> list[str]:
     inputs = ["nuke", "-t", str(Path(plugin_dir) / "precompute.py"), script, node.fullName(),
               f"{state.first}-{state.last}", "--inputs-only"]
     engine = sidecar.render_command(["sparsemat"], state.source, state.output_pattern, state.first, state.last,
-                                    state.settings, state.output, matte=state.matte, resume=True)
+                                    state.settings, state.output, matte=state.matte, resume=True,
+                                    colorspace=state.colorspace)
     return [sidecar.farm_command_line(inputs), sidecar.farm_command_line(engine)]
 
 
@@ -451,7 +477,7 @@ def check_setup(node: Any) -> bool:
     except (SettingsError, sidecar.EngineNotFoundError) as exc:
         _show_error(node, str(exc))
         return False
-    report = sidecar.check_setup(engine, settings)
+    report = sidecar.check_setup(engine, settings, colorspace=plate_colorspace(node))
     _set_status(node, report.status)
     if nuke.GUI:
         nuke.message(f"SparseMat {node.name()}: setup\n\n{report.text}")

@@ -410,7 +410,10 @@ _CLASS_KNOBS: dict[str, list[tuple[str, type[Knob]] | tuple[str, type[Knob], Any
     "Group": [],
     "Root": [("name", String_Knob), ("first_frame", Int_Knob, 1), ("last_frame", Int_Knob, 100),
              ("frame", Int_Knob, 1), ("proxy", Boolean_Knob), ("fps", Double_Knob, 24.0),
-             ("format", String_Knob), ("views", Multiline_Eval_String_Knob, "main #ffffff")],
+             ("format", String_Knob), ("views", Multiline_Eval_String_Knob, "main #ffffff"),
+             # Project Settings > Color (knob names as in saved .nk scripts and Foundry's own flipbook code)
+             ("colorManagement", Enumeration_Knob, ["Nuke", "OCIO"]), ("OCIO_config", String_Knob, "nuke-default"),
+             ("workingSpaceLUT", String_Knob, "linear")],
 }
 _DEFAULT_INPUTS = {"Read": 0, "Input": 0, "Root": 0, "Group": 0, "Copy": 2, "Switch": 2}
 EXECUTABLE = ("Write", "WriteGeo", "DiskCache", "Precomp")

@@ -38,6 +38,8 @@ class Check:
 def add_parser(parser: argparse.ArgumentParser) -> None:
     """Register the ``doctor`` flags."""
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--input-colorspace", metavar="NAME",
+                        help="also check that this plate colour space is known (as render's --input-colorspace)")
     add_threads_flag(parser.add_argument_group("run"))
     add_engine_flags(parser)
 
@@ -99,11 +101,11 @@ def _prior_check(settings: Settings) -> Check:
                  "connect a matte (roto, keyer) or install RVM (README, Dependencies)" if untrained else "")
 
 
-def _colour_checks() -> list[Check]:
+def _colour_checks(plate_space: str | None = None) -> list[Check]:
     import numpy as np
     import OpenImageIO as oiio
 
-    from sparsemat.io.colour import CONFIG, convert
+    from sparsemat.io.colour import CONFIG, convert, resolve_colorspace
 
     checks = [Check("OpenImageIO / OpenColorIO",
                     f"{oiio.__version__} / {oiio.get_string_attribute('opencolorio_version')}, config {CONFIG}",
@@ -113,8 +115,16 @@ def _colour_checks() -> list[Check]:
     except SparseMatError as exc:
         return [*checks, Check("colour conversion", "lin_rec709 -> sRGB", False, str(exc))]
     ok = abs(grey - 0.4614) < 1e-3
-    return [*checks, Check("colour conversion", f"linear 0.18 -> sRGB {grey:.4f}", ok,
-                           "" if ok else "expected 0.4614: this OpenImageIO build converts colour differently")]
+    checks.append(Check("colour conversion", f"linear 0.18 -> sRGB {grey:.4f}", ok,
+                        "" if ok else "expected 0.4614: this OpenImageIO build converts colour differently"))
+    if plate_space is not None:
+        try:
+            checks.append(Check("plate colour space", f"{plate_space} = {resolve_colorspace(plate_space)}", True))
+        except SparseMatError as exc:
+            checks.append(Check("plate colour space", plate_space, False,
+                                f"{exc} Set the plate colour space (--input-colorspace, or the node's Plate colour "
+                                "space knob) to one of these names."))
+    return checks
 
 
 def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, model: Any) -> list[Check]:
@@ -153,7 +163,7 @@ def report(args: argparse.Namespace) -> list[Check]:
         refiner, model = _refiner_check(settings, device)
         checks.append(refiner)
     checks.append(_prior_check(settings))
-    checks += _colour_checks()
+    checks += _colour_checks(getattr(args, "input_colorspace", None))
     checks += _limit_checks(args, settings, device, model)
     return checks
 

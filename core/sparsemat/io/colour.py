@@ -1,4 +1,4 @@
-"""Colour conversion through OpenImageIO's built-in OpenColorIO config (``ocio://default``).
+"""Colour conversion through OpenImageIO's built-in OpenColorIO studio config (``ocio://studio-config-latest``).
 
 The config is named on every call, so a studio's ``$OCIO`` never changes what a name means or
 how a plate is converted: without that, OpenImageIO reads ``$OCIO``, and a show config that
@@ -9,6 +9,10 @@ Every conversion goes through :func:`OpenImageIO.ImageBufAlgo.colorconvert`; the
 hand-written transfer curves here. Names are whatever the built-in config knows, including its
 aliases: ``lin_rec709`` (= ``linear``, "Linear Rec.709 (sRGB)"), ``ACEScg``, ``ACES2065-1``
 (= ``aces``), ``ACEScct``, ``srgb`` ("sRGB Encoded Rec.709 (sRGB)"), ``Raw`` (= ``data``) …
+The studio config is OpenColorIO's CG config (``ocio://default``: the same names and transforms) plus the
+camera spaces plates arrive in: ``ARRI LogC3 (EI800)`` (= ``arri_logc3_ei800``), ``ARRI LogC4``, ``S-Log3
+S-Gamut3`` (= ``slog3_sgamut3``), ``Log3G10 REDWideGamutRGB``, ``V-Log V-Gamut``, Canon, Blackmagic, DJI and
+Apple logs, their linear gamuts, and ``ADX10``/``ADX16`` film scans.
 
 Pitfall (deps.md §6): ``linear`` means linear Rec.709, while the role ``scene_linear`` means
 ACEScg in the built-in config. SparseMat's default linear space is ``lin_rec709``.
@@ -24,7 +28,7 @@ import OpenImageIO as oiio
 from sparsemat.errors import SettingsError
 
 #: The OpenColorIO config every name and conversion here refers to, whatever ``$OCIO`` says.
-CONFIG = "ocio://default"
+CONFIG = "ocio://studio-config-latest"
 #: Default space of float/half plates (EXR): scene-linear Rec.709 primaries.
 DEFAULT_LINEAR = "lin_rec709"
 #: Default space of integer plates (PNG/JPEG/8- or 16-bit TIFF) and what the network sees.
