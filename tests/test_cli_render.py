@@ -360,6 +360,25 @@ def test_output_keeps_the_plates_timecode_and_rate(seq: Fixture, tmp_path: Path,
     assert tuple(got.getattribute("FramesPerSecond")) == (25, 1)
 
 
+def test_a_plate_that_names_its_primaries_is_read_in_them_and_the_log_says_so(
+        seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rgb, _ = _plate(1)
+    spec = oiio.ImageSpec(W, H, 3, oiio.HALF)
+    spec.attribute("openexr:chromaticities", oiio.TypeDesc("float[8]"),
+                   (0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767))
+    out = oiio.ImageOutput.create(str(tmp_path / "ap1.exr"))
+    assert out.open(str(tmp_path / "ap1.exr"), spec)
+    out.write_image(rgb.astype(np.float32))
+    out.close()
+    status, _, err = _render(capsys, seq, plate=str(tmp_path / "ap1.exr"), matte=str(seq.root / "matte.0001.exr"),
+                             output=str(tmp_path / "o.exr"), extra_top=())
+    assert status == 0, err
+    assert "plate colour space ACEScg (the header's chromaticities: AP1 primaries)" in err
+    status, _, err = _render(capsys, seq, "--input-colorspace", "lin_rec709", plate=str(tmp_path / "ap1.exr"),
+                             matte=str(seq.root / "matte.0001.exr"), output=str(tmp_path / "p.exr"), extra_top=())
+    assert status == 0 and "plate colour space" not in err
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

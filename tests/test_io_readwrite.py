@@ -403,6 +403,41 @@ def test_camera_log_plates_read_as_the_camera_wrote_them(tmp_path: Path, space: 
     assert np.array_equal(plate.source_rgb, np.full((H, W, 3), code, np.float32))  # written back as shot
 
 
+def _exr_with(path: str, pixels: np.ndarray, **attrs: tuple[str, object]) -> None:
+    spec = oiio.ImageSpec(W, H, 3, oiio.HALF)
+    for name, (type_name, value) in attrs.items():
+        spec.attribute(name.replace("__", ":"), oiio.TypeDesc(type_name), value)
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec), out.geterror()
+    out.write_image(pixels)
+    out.close()
+
+
+@pytest.mark.parametrize(("header", "space", "why"), [
+    ({"openexr__chromaticities": ("float[8]", (0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767))},
+     "ACEScg", "the header's chromaticities: AP1 primaries"),
+    ({"openexr__chromaticities": ("float[8]", (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767))},
+     "ACES2065-1", "the header's chromaticities: AP0 primaries"),
+    ({"openexr__acesImageContainerFlag": ("int", 1)}, "ACES2065-1", "the file is an ACES container"),
+    ({"openexr__chromaticities": ("float[8]", (0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329))},
+     "Linear Rec.709 (sRGB)", "the header's chromaticities: Rec.709 primaries"),
+    ({"openexr__chromaticities": ("float[8]", (0.70, 0.30, 0.20, 0.70, 0.10, 0.10, 0.31, 0.33))},  # no known space
+     "Linear Rec.709 (sRGB)", "default for half files"),
+    ({}, "Linear Rec.709 (sRGB)", "default for half files"),
+])
+def test_the_exr_header_names_the_plates_colour_space(tmp_path: Path, header: dict, space: str, why: str) -> None:
+    path = str(tmp_path / "h.exr")
+    skin = np.broadcast_to(np.array([0.30, 0.20, 0.12], np.float32), (H, W, 3)).copy()  # inside every gamut here
+    _exr_with(path, skin, **header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plate = read_plate(path)
+    assert (plate.colorspace, plate.colorspace_source) == (space, why)
+    np.testing.assert_allclose(plate.rgb, convert(skin, space), atol=1e-3)
+    told = read_plate(path, colorspace="lin_rec709")  # the flag always wins over the header
+    assert (told.colorspace, told.colorspace_source) == ("Linear Rec.709 (sRGB)", "--input-colorspace")
+
+
 def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:
     """Studios export ``$OCIO``; OpenImageIO reads it unless told otherwise. A show config it cannot load
     (as here) made every EXR frame fail ("cannot convert linear to srgb_rec709_scene"). The engine names

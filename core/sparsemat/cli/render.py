@@ -222,6 +222,13 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
+def _colour_note(plate: Any) -> str:
+    """``; plate colour space ACEScg (the header's chromaticities: AP1 primaries)`` when the file named it, else ``""``."""
+    if plate.colorspace_source.startswith(("default", "--")):
+        return ""
+    return f"; plate colour space {plate.colorspace} ({plate.colorspace_source})"
+
+
 def _aspect_note(plate: Any, override: float | None, prior_size: int) -> str:
     """``; pixel aspect 2 (…): the prior sees the plate desqueezed at W x H`` for non-square plates, else ``""``."""
     from sparsemat.priors.base import prior_input_size
@@ -386,7 +393,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note(f"warning: {label}: {note}")
             if not announced_prior and not getattr(args, "quiet", False):
                 progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}"
-                              + _aspect_note(plate, args.pixel_aspect, settings.prior_size))
+                              + _colour_note(plate) + _aspect_note(plate, args.pixel_aspect, settings.prior_size))
                 announced_prior = True
             window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
             future = writer.submit(_write, write_frame, out_path, channels, {

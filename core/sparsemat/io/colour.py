@@ -35,6 +35,32 @@ DEFAULT_LINEAR = "lin_rec709"
 DISPLAY_SRGB = "srgb"
 
 
+#: Linear colour spaces an EXR names by its ``chromaticities`` header attribute (OpenEXR stores no transfer curve:
+#: its pixels are linear), as (red xy, green xy, blue xy, white xy).
+CHROMATICITY_SPACES: tuple[tuple[str, str, tuple[float, ...]], ...] = (
+    ("ACES2065-1", "AP0", (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767)),
+    ("ACEScg", "AP1", (0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767)),
+    ("lin_rec709", "Rec.709", (0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329)),
+    ("Linear Rec.2020", "Rec.2020", (0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329)),
+    ("Linear P3-D65", "P3-D65", (0.68, 0.32, 0.265, 0.69, 0.15, 0.06, 0.3127, 0.329)),
+)
+
+
+def colorspace_from_chromaticities(values: object) -> tuple[str, str] | None:
+    """``(colour space, primaries name)`` for an EXR ``chromaticities`` attribute, or None when it names none of
+    :data:`CHROMATICITY_SPACES` (each of the 8 coordinates within 0.002)."""
+    try:
+        xy = [float(v) for v in values]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    if len(xy) != 8:
+        return None
+    for space, primaries, ref in CHROMATICITY_SPACES:
+        if all(abs(a - b) <= 0.002 for a, b in zip(xy, ref, strict=True)):
+            return space, primaries
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def _config() -> oiio.ColorConfig:
     return oiio.ColorConfig(CONFIG)

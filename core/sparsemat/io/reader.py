@@ -26,7 +26,13 @@ import numpy as np
 import OpenImageIO as oiio
 
 from sparsemat.errors import InputError, InputWarning, MissingFrameError
-from sparsemat.io.colour import DEFAULT_LINEAR, DISPLAY_SRGB, convert, resolve_colorspace
+from sparsemat.io.colour import (
+    DEFAULT_LINEAR,
+    DISPLAY_SRGB,
+    colorspace_from_chromaticities,
+    convert,
+    resolve_colorspace,
+)
 from sparsemat.io.sequence import frame_path, has_frame_token
 from sparsemat.io.window import Window, region_of
 
@@ -63,6 +69,8 @@ class Plate:
         path: file actually read.
         frame: frame number requested, or None.
         colorspace: canonical OCIO name of the source pixels.
+        colorspace_source: why that space (``--input-colorspace``, the header's chromaticities, the file type's
+            default …; :func:`detect_colorspace`).
         part: index of the EXR part (subimage) read; part_name its name ("" if unnamed).
         pixel_type: stored type of the RGB channels ("half", "float", "uint8", "uint16" …).
         nonfinite_pixels: number of pixels with a NaN/Inf in R, G or B.
@@ -81,6 +89,7 @@ class Plate:
     path: str
     frame: int | None = None
     colorspace: str = "Linear Rec.709 (sRGB)"
+    colorspace_source: str = "default for half files"
     part: int = 0
     part_name: str = ""
     pixel_type: str = "half"
@@ -231,8 +240,21 @@ def _read(inp: oiio.ImageInput, part: int, first: int, last: int, half: bool, wh
     return arr
 
 
-def _default_colorspace(pixel_type: str) -> str:
-    return DEFAULT_LINEAR if pixel_type in ("half", "float", "double") else DISPLAY_SRGB
+def detect_colorspace(spec: oiio.ImageSpec, pixel_type: str) -> tuple[str, str]:
+    """``(colour space, where it came from)`` of a file read without ``--input-colorspace``.
+
+    A float/half file marked as an ACES container (SMPTE ST 2065-4) is ACES2065-1; one whose ``chromaticities``
+    name AP0, AP1, Rec.709, Rec.2020 or P3-D65 primaries is that linear space; any other float/half file is
+    linear Rec.709 and an integer file (PNG, JPEG, 8/16-bit TIFF) sRGB.
+    """
+    if pixel_type not in ("half", "float", "double"):
+        return DISPLAY_SRGB, f"default for {pixel_type} files"
+    if spec.get_int_attribute("openexr:acesImageContainerFlag", 0) == 1:
+        return "ACES2065-1", "the file is an ACES container"
+    found = colorspace_from_chromaticities(spec.getattribute("openexr:chromaticities"))
+    if found is not None:
+        return found[0], f"the header's chromaticities: {found[1]} primaries"
+    return DEFAULT_LINEAR, f"default for {pixel_type} files"
 
 
 def _clean(rgb: np.ndarray, where: str) -> tuple[np.ndarray, int]:
@@ -276,8 +298,9 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         path: an image file, or a pattern (``plate.%04d.exr``, ``plate.####.exr``) with ``frame``.
         frame: frame number for a pattern; with a single file it only labels messages.
         colorspace: OCIO name of the plate's pixels (any name or alias of the built-in config:
-            ``lin_rec709``, ``ACEScg``, ``ACES2065-1``, ``ACEScct``, ``srgb`` …). Default:
-            ``lin_rec709`` for half/float files (EXR), ``srgb`` for integer files (PNG/JPEG/TIFF).
+            ``lin_rec709``, ``ACEScg``, ``ACES2065-1``, ``ACEScct``, ``srgb`` …). Default
+            (:func:`detect_colorspace`): what the header says (an ACES container, the ``chromaticities``' primaries),
+            else ``lin_rec709`` for half/float files (EXR), ``srgb`` for integer files (PNG/JPEG/TIFF).
 
     Returns:
         a :class:`Plate`; ``rgb`` is ``[H, W, 3]`` float32 display sRGB in [0, 1] over the data
@@ -327,7 +350,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         alpha = alpha_pixels.astype(np.float32)
         if np.isnan(alpha).any():
             alpha = np.nan_to_num(alpha, nan=0.0)
-    space = resolve_colorspace(colorspace or _default_colorspace(pixel_type))
+    guessed, source = detect_colorspace(spec, pixel_type) if colorspace is None else (colorspace, "--input-colorspace")
+    space = resolve_colorspace(guessed)
     display = convert(source_rgb, space, DISPLAY_SRGB)
     bad = 0
     if not np.isfinite(display).all():  # cheap check on float32; the rare slow path cleans
@@ -346,8 +370,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     return Plate(
         rgb=display, source_rgb=source_rgb, alpha=alpha, window=Window.from_spec(spec), channel_names=names,
         rgb_channels=(names[ri], names[gi], names[bi]), alpha_channel=names[ai] if ai is not None else None,
-        path=file, frame=frame, colorspace=space, part=part, part_name=_part_name(spec), pixel_type=pixel_type,
-        nonfinite_pixels=bad, attributes=attributes, carried=tuple(carried),
+        path=file, frame=frame, colorspace=space, colorspace_source=source, part=part, part_name=_part_name(spec),
+        pixel_type=pixel_type, nonfinite_pixels=bad, attributes=attributes, carried=tuple(carried),
     )
 
 
