@@ -202,6 +202,20 @@ def test_unwritable_output_folder(seq: Fixture, tmp_path: Path, capsys: pytest.C
     assert "frame" not in out  # it failed before rendering anything
 
 
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
+        seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate, matte = _copy_seq(seq, tmp_path / "shot", [1, 2])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "shot").iterdir()}
+    (tmp_path / "link").symlink_to(tmp_path / "shot")
+    for output, what in ((plate.replace("####", "%04d"), "plate"),  # the same files, spelled differently
+                         (str(tmp_path / "link" / "plate.####.exr"), "plate"),  # reached through a link
+                         (matte, "prior matte")):
+        status, _, err = _render(capsys, seq, plate=plate, matte=matte, output=output)
+        assert status == 2
+        assert f"it is the {what} itself (frame 1): the render would overwrite it" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "shot").iterdir()} == before
+
+
 def test_cuda_without_gpu(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = _render(capsys, seq, "--frames", "1", "--device", "cuda", output=str(tmp_path / "o.####.exr"))
     if torch.cuda.is_available():

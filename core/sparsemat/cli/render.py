@@ -222,6 +222,28 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
+def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | None]) -> None:
+    """Raise :class:`SettingsError` when a frame's output file is one of its input files (plate or matte).
+
+    ``-o plate.%04d.exr`` for ``plate.####.exr``, a folder reached through a symbolic link or a typo would otherwise
+    replace the plates with the render, frame by frame. Paths are compared after resolving links.
+    """
+    from sparsemat.io import frame_path, has_frame_token
+
+    def resolved(pattern: str, frame: int | None) -> str:
+        path = pattern if frame is None or not has_frame_token(pattern) else frame_path(pattern, frame)
+        return os.path.normcase(os.path.realpath(path))
+
+    for frame in frames:
+        out = resolved(args.output, frame)
+        for what, pattern in (("plate", args.input), ("prior matte", args.matte)):
+            if pattern and out == resolved(pattern, frame):
+                label = "" if frame is None else f" (frame {frame})"
+                raise SettingsError("output", args.output,
+                                    f"it is the {what} itself{label}: the render would overwrite it. Write the "
+                                    "matte to another file or folder")
+
+
 def _colour_note(plate: Any) -> str:
     """``; plate colour space ACEScg (the header's chromaticities: AP1 primaries)`` when the file named it, else ``""``."""
     if plate.colorspace_source.startswith(("default", "--")):
@@ -299,6 +321,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                                 "give a numbered output pattern (%04d or ####)")
         if args.input_colorspace:
             resolve_colorspace(args.input_colorspace)
+        _refuse_to_overwrite_inputs(args, frames)
         threads = job_threads(args.threads, os.environ)
     except (SettingsError, ValueError) as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
