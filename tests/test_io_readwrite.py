@@ -438,6 +438,28 @@ def test_the_exr_header_names_the_plates_colour_space(tmp_path: Path, header: di
     assert (told.colorspace, told.colorspace_source) == ("Linear Rec.709 (sRGB)", "--input-colorspace")
 
 
+def test_a_deep_plate_is_flattened_front_to_back(tmp_path: Path) -> None:
+    """Two samples per pixel: half-transparent red in front of opaque blue. Flat, that is (0.5, 0, 0.4) with alpha 1,
+    what Nuke's DeepToImage shows; reading the file as if it were flat gave NaNs and garbage."""
+    spec = oiio.ImageSpec(W, H, 5, oiio.FLOAT)
+    spec.deep = True
+    spec.channelnames = ("R", "G", "B", "A", "Z")
+    spec.alpha_channel, spec.z_channel = 3, 4
+    buf = oiio.ImageBuf(spec)
+    for y in range(H):
+        for x in range(W):
+            buf.set_deep_samples(x, y, 0, 2)
+            for sample, values in enumerate(((0.5, 0.0, 0.0, 0.5, 1.0), (0.0, 0.0, 0.8, 1.0, 2.0))):
+                for channel, value in enumerate(values):
+                    buf.set_deep_value(x, y, 0, channel, sample, value)
+    path = str(tmp_path / "deep.exr")
+    assert buf.write(path), buf.geterror()
+    plate = read_plate(path)
+    np.testing.assert_allclose(plate.source_rgb, np.broadcast_to([0.5, 0.0, 0.4], (H, W, 3)), atol=1e-6)
+    assert plate.alpha is not None and np.allclose(plate.alpha, 1.0)
+    assert np.allclose(read_matte(path, "A"), 1.0)
+
+
 def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:
     """Studios export ``$OCIO``; OpenImageIO reads it unless told otherwise. A show config it cannot load
     (as here) made every EXR frame fail ("cannot convert linear to srgb_rec709_scene"). The engine names

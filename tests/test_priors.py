@@ -127,10 +127,17 @@ def _check_contract(alpha: torch.Tensor, h: int, w: int) -> None:
         ((1556, 2048), (512, 704)),  # official float gives 511.99999 -> 512
         ((512, 512), (512, 512)),
         ((100, 150), (512, 768)),  # small plates are enlarged
+        ((2160, 2880, 2.0), (512, 1376)),  # 2x anamorphic: the desqueezed picture
+        ((1080, 1920, 0.5), (576, 512)),
+        ((540, 4096), (512, 3904)),  # 7.6:1, still within MAX_PRIOR_ASPECT: the short side rules
+        ((200, 4000), (224, 4096)),  # a 20:1 panorama: the long side is capped at 8 x 512
+        ((1, 300), (32, 4096)),  # a 1-pixel strip asked for 512 x 153,600 (tens of GB) before
+        ((300, 1), (4096, 32)),
     ],
 )
-def test_prior_input_size(hw: tuple[int, int], expected: tuple[int, int]) -> None:
-    assert prior_input_size(*hw) == expected
+def test_prior_input_size(hw: tuple, expected: tuple[int, int]) -> None:
+    height, width, *aspect = hw
+    assert prior_input_size(height, width, 512, *aspect) == expected
 
 
 def test_prior_input_size_short_side_and_errors() -> None:

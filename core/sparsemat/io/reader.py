@@ -226,14 +226,29 @@ def _type_name(spec: oiio.ImageSpec, channel: int) -> str:
     return str(fmt)
 
 
-def _read(inp: oiio.ImageInput, part: int, first: int, last: int, half: bool, where: str) -> np.ndarray:
-    """Channels ``first..last`` (inclusive) of ``part`` as ``[H, W, C]`` float32 (or float16)."""
+def _read_deep(file: str, part: int, first: int, last: int, where: str) -> np.ndarray:
+    """Channels ``first..last`` of a deep ``part``, flattened (samples composited front to back), ``[H, W, C]`` float32.
+
+    A deep render (Nuke's DeepWrite, a renderer's deep EXR) has a list of samples per pixel; read flat, its first
+    sample or garbage would reach the network. OpenImageIO's ``flatten`` gives what Nuke's DeepToImage shows.
+    """
+    flat = oiio.ImageBufAlgo.flatten(oiio.ImageBuf(file, part, 0))
+    if flat.has_error:
+        raise InputError(f"Cannot flatten the deep image {where}: {oiio_message(flat.geterror())}. "
+                         "Flatten it in the comp (DeepToImage) and render that.")
+    return np.asarray(flat.get_pixels(oiio.FLOAT), dtype=np.float32)[:, :, first:last + 1]
+
+
+def _read(inp: oiio.ImageInput, part: int, first: int, last: int, half: bool, where: str, file: str) -> np.ndarray:
+    """Channels ``first..last`` (inclusive) of ``part`` of ``file`` as ``[H, W, C]`` float32 (or float16)."""
+    if inp.spec(part, 0).deep:
+        return _read_deep(file, part, first, last, where)
     pixels = inp.read_image(part, 0, first, last + 1, oiio.HALF if half else oiio.FLOAT)
     if pixels is None or inp.has_error:
         raise InputError(f"Cannot read the pixels of {where}: {oiio_message(inp.geterror())}. "
                          "The file may be truncated or still being written; re-render or copy it again.")
     arr = np.asarray(pixels)
-    if arr.ndim == 4:  # deep/volume: keep the first slice
+    if arr.ndim == 4:  # volume: keep the first slice
         arr = arr[0]
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -333,10 +348,11 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
             first, last = min(first, ai), max(last, ai)
         used = [ri, gi, bi] + ([ai] if ai is not None else [])
         half = {_type_name(spec, c) for c in used} == {"half"}
-        pixels = _read(inp, part, first, last, half, where)
+        pixels = _read(inp, part, first, last, half, where, file)
         alpha_pixels = None
         if ai is not None:
-            alpha_pixels = pixels[:, :, ai - first] if first <= ai <= last else _read(inp, part, ai, ai, half, where)[:, :, 0]
+            alpha_pixels = (pixels[:, :, ai - first] if first <= ai <= last
+                            else _read(inp, part, ai, ai, half, where, file)[:, :, 0])
     finally:
         inp.close()
     pixel_type = _type_name(spec, ri)
@@ -417,14 +433,14 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
     """
-    _, where, inp = _open_frame(path, frame)
+    file, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
         found = _find_channel(specs, channel)
         if found is None:
             raise InputError(f"{where} has no channel '{channel}'. Channels found: {_describe_channels(specs)}.")
         part, index = found
-        pixels = _read(inp, part, index, index, False, where)
+        pixels = _read(inp, part, index, index, False, where, file)
         window = Window.from_spec(specs[part])
     finally:
         inp.close()

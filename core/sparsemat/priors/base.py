@@ -47,6 +47,10 @@ class Prior(Protocol):
         ...
 
 
+#: The prior input's long side is at most this many times ``short_side`` (a 4096 px long side at 512).
+MAX_PRIOR_ASPECT = 8
+
+
 def prior_input_size(height: int, width: int, short_side: int = 512, pixel_aspect: float = 1.0) -> tuple[int, int]:
     """Low-resolution working size for a plate of ``height`` x ``width`` pixels.
 
@@ -58,6 +62,10 @@ def prior_input_size(height: int, width: int, short_side: int = 512, pixel_aspec
     is that of the desqueezed picture, ``width * pixel_aspect`` wide, so the prior sees square pixels;
     a 2880 x 2160 plate at 2.0 gets 1376 x 512 instead of 704 x 512.
 
+    A picture more than :data:`MAX_PRIOR_ASPECT` times as long as it is high (or the reverse) is scaled so that its
+    long side is ``MAX_PRIOR_ASPECT * short_side``: scaling a 1 x 300 strip's short side to 512 would ask for a
+    512 x 153,600 prior input (tens of GB).
+
     Returns:
         (h, w), both positive multiples of 32.
     """
@@ -65,12 +73,17 @@ def prior_input_size(height: int, width: int, short_side: int = 512, pixel_aspec
         raise InputError(f"The plate has an empty size ({width} x {height} pixels).")
     if short_side <= 0:
         raise InputError(f"The prior resolution must be positive, got {short_side}.")
+    if not (math.isfinite(pixel_aspect) and pixel_aspect > 0):
+        raise InputError(f"The pixel aspect ratio must be a positive number, got {pixel_aspect}.")
+    picture_width = width * pixel_aspect
+    if max(height, picture_width) > MAX_PRIOR_ASPECT * min(height, picture_width):
+        # a strip (a 1-pixel line, a 360° panorama): the long side, not the short one, sets the scale
+        scale = MAX_PRIOR_ASPECT * short_side / max(height, picture_width)
+        return max(32, math.ceil(height * scale / 32 - 1e-9) * 32), max(32, math.ceil(picture_width * scale / 32 - 1e-9) * 32)
     if pixel_aspect != 1.0:
-        if not (math.isfinite(pixel_aspect) and pixel_aspect > 0):
-            raise InputError(f"The pixel aspect ratio must be a positive number, got {pixel_aspect}.")
-        span = min(float(height), width * pixel_aspect)
+        span = min(float(height), picture_width)
         return (math.ceil(short_side * height / span / 32 - 1e-9) * 32,
-                math.ceil(short_side * width * pixel_aspect / span / 32 - 1e-9) * 32)
+                math.ceil(short_side * picture_width / span / 32 - 1e-9) * 32)
     m = min(height, width)
     h = -(-short_side * height // (m * 32)) * 32
     w = -(-short_side * width // (m * 32)) * 32
