@@ -283,7 +283,7 @@ class Session:
         use_history = (
             s.temporal and not self._is_keyframe(frame) and hist is not None and self._history_continues(frame)
         )
-        if hist is not None and hist.frame == frame - 1 and hist.size != size:
+        if use_history and hist is not None and hist.size != size:  # reuse would have applied: say why it did not
             msg = (
                 f"Frame {frame} is {width}x{height} but frame {frame - 1} was {hist.size[1]}x{hist.size[0]}: "
                 "frame history was reset and this frame was computed on its own."
