@@ -398,6 +398,32 @@ def test_a_plate_that_names_its_primaries_is_read_in_them_and_the_log_says_so(
     assert status == 0 and "plate colour space" not in err
 
 
+def test_each_eye_of_a_stereo_plate_is_matted_on_request(seq: Fixture, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rgb, alpha = _plate(1)
+    spec = oiio.ImageSpec(W, H, 6, oiio.HALF)
+    spec.channelnames = ("R", "G", "B", "right.R", "right.G", "right.B")  # Nuke's stereo layout, hero 'left'
+    spec.attribute("multiView", oiio.TypeDesc("string[2]"), ("left", "right"))
+    out = oiio.ImageOutput.create(str(tmp_path / "stereo.exr"))
+    assert out.open(str(tmp_path / "stereo.exr"), spec)
+    out.write_image(np.concatenate([rgb, rgb[:, ::-1]], axis=-1).astype(np.float32))  # the right eye mirrored
+    out.close()
+    write_frame(str(tmp_path / "m.exr"), {"A": alpha})  # one mono roto for both eyes
+    common = dict(plate=str(tmp_path / "stereo.exr"), matte=str(tmp_path / "m.exr"), extra_top=())
+    status, _, err = _render(capsys, seq, output=str(tmp_path / "left.exr"), **common)  # type: ignore[arg-type]
+    assert status == 0 and "stereo plate (views left, right): view 'left' (the hero view; --eye right" in err, err
+    status, _, err = _render(capsys, seq, "--eye", "right", output=str(tmp_path / "right.exr"),
+                             **common)  # type: ignore[arg-type]
+    assert status == 0 and "view 'right' (--eye)" in err, err
+    _, left_px = _pixels(tmp_path / "left.exr")
+    _, right_px = _pixels(tmp_path / "right.exr")
+    np.testing.assert_array_equal(left_px[..., :3], rgb.astype(np.float32))
+    np.testing.assert_array_equal(right_px[..., :3], rgb[:, ::-1].astype(np.float32))
+    status, _, err = _render(capsys, seq, "--eye", "centre", output=str(tmp_path / "c.exr"),
+                             **common)  # type: ignore[arg-type]
+    assert status == 1 and "has no view 'centre'. Views found: left, right" in err
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import OpenImageIO as oiio
@@ -458,6 +459,58 @@ def test_a_deep_plate_is_flattened_front_to_back(tmp_path: Path) -> None:
     np.testing.assert_allclose(plate.source_rgb, np.broadcast_to([0.5, 0.0, 0.4], (H, W, 3)), atol=1e-6)
     assert plate.alpha is not None and np.allclose(plate.alpha, 1.0)
     assert np.allclose(read_matte(path, "A"), 1.0)
+
+
+def _stereo_single_part(path: str) -> None:
+    """Nuke's stereo EXR layout: one part, hero view ``left`` unprefixed, ``right.*`` for the other eye."""
+    spec = oiio.ImageSpec(W, H, 8, oiio.HALF)
+    spec.channelnames = ("R", "G", "B", "A", "right.R", "right.G", "right.B", "right.A")
+    spec.attribute("multiView", oiio.TypeDesc("string[2]"), ("left", "right"))
+    px = np.zeros((H, W, 8), np.float32)
+    px[..., :3], px[..., 3] = 0.2, 0.25  # left eye
+    px[..., 4:7], px[..., 7] = 0.6, 0.75  # right eye
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec)
+    out.write_image(px)
+    out.close()
+
+
+def _stereo_multi_part(path: str) -> None:
+    """Stereo split into parts (Natron's 'Split Views'): a ``view`` attribute per part."""
+    specs = []
+    for view in ("left", "right"):
+        spec = oiio.ImageSpec(W, H, 4, oiio.HALF)
+        spec.attribute("view", view)
+        spec.attribute("name", view)
+        specs.append(spec)
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, specs)
+    out.write_image(np.full((H, W, 4), 0.2, np.float32) * [1, 1, 1, 1.25])
+    assert out.open(path, specs[1], "AppendSubimage")
+    out.write_image(np.full((H, W, 4), 0.6, np.float32) * [1, 1, 1, 1.25])
+    out.close()
+
+
+@pytest.mark.parametrize("layout", [_stereo_single_part, _stereo_multi_part])
+def test_stereo_plates_read_the_eye_asked_for(tmp_path: Path, layout: Any) -> None:
+    path = str(tmp_path / "stereo.exr")
+    layout(path)
+    hero = read_plate(path)
+    assert (hero.view, hero.views) == ("left", ("left", "right"))
+    assert np.allclose(hero.source_rgb, 0.2, atol=1e-3) and hero.alpha is not None and np.allclose(hero.alpha, 0.25)
+    right = read_plate(path, view="RIGHT")  # any case
+    assert right.view == "right" and np.allclose(right.source_rgb, 0.6, atol=1e-3)
+    assert np.allclose(read_matte(path, view="right"), 0.75) and np.allclose(read_matte(path), 0.25)
+    with pytest.raises(InputError, match=r"has no view 'centre'. Views found: left, right"):
+        read_plate(path, view="centre")
+
+
+def test_a_mono_file_refuses_an_eye_and_a_mono_matte_serves_both(tmp_path: Path) -> None:
+    path = write_frame(str(tmp_path / "mono.exr"), _planes())
+    assert read_plate(path).views == ()
+    with pytest.raises(InputError, match="holds one view only; the view 'left' applies to stereo"):
+        read_plate(path, view="left")
+    assert read_matte(path, view="right").shape == (H, W)
 
 
 def test_a_studio_ocio_variable_changes_no_colour(tmp_path: Path) -> None:

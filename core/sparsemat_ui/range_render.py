@@ -22,7 +22,8 @@ from sparsemat.settings import ENGINE_KNOBS, OutputSettings, Settings
 
 def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings | None = None,
                 frames: str | None = None, matte: str | None = None, matte_channel: str | None = None,
-                colorspace: str | None = None, pixel_aspect: float | None = None) -> list[str]:
+                colorspace: str | None = None, pixel_aspect: float | None = None,
+                eye: str | None = None) -> list[str]:
     """``sparsemat render`` arguments for these knobs (every engine knob spelled out, JSON progress)."""
     argv = [plate, "-o", output, "--progress", "json"]
     if frames:
@@ -35,6 +36,8 @@ def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings
         argv += ["--input-colorspace", colorspace]
     if pixel_aspect is not None:
         argv += ["--pixel-aspect", repr(float(pixel_aspect))]
+    if eye:
+        argv += ["--eye", eye]
     values = settings.to_dict()
     for spec in ENGINE_KNOBS:
         value = values[spec.name]

@@ -379,7 +379,8 @@ def render(node: Any, frames: list[int] | None = None, wait: bool | None = None)
     if len(views) > 1:  # the internal Writes would put every view in one file and the engine would matte one eye
         _show_error(node, f"SparseMat mattes one view, and this script has {len(views)} ({', '.join(views)}). "
                           "Nothing was rendered. Matte each eye in a one-view script (Project Settings > Views), "
-                          "or render them with 'sparsemat render' per eye and read the mattes back.")
+                          "or render them with 'sparsemat render --eye left' (and --eye right) from a stereo EXR "
+                          "and read the mattes back.")
         return None
     wanted, missing = cache.frames_to_render(state.output_pattern, state.first, state.last, frames)
     if not missing:

@@ -69,3 +69,12 @@ def add_pixel_aspect_flag(parser: argparse.ArgumentParser) -> None:
         help="pixel width / height of the plate (2 for 2x anamorphic); the prior sees the plate desqueezed "
              "(default: the plate file's own, e.g. the EXR header's pixelAspectRatio; square for most files)",
     )
+
+
+def add_eye_flag(parser: argparse.ArgumentParser) -> None:
+    """Register ``--eye`` (``render`` and ``ui``)."""
+    parser.add_argument(
+        "--eye", metavar="VIEW",
+        help="view (eye) of a stereo, multi-view EXR to matte, e.g. left or right (default: its hero view, the "
+             "first); render each eye to its own output",
+    )

@@ -21,6 +21,7 @@ import numpy as np
 
 from sparsemat.cli.knobs import (
     add_engine_flags,
+    add_eye_flag,
     add_pixel_aspect_flag,
     knob_choices,
     output_settings_from_args,
@@ -44,6 +45,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-colorspace", metavar="NAME",
                         help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
     add_pixel_aspect_flag(parser)
+    add_eye_flag(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-mode", choices=knob_choices("output_mode"), default=None,
                      help="alpha: matte only; rgba: plate RGB with the matte in A (default); premult: RGB × matte")
@@ -65,7 +67,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 class FileSource:
     """A :class:`~sparsemat.engine.FrameSource` over files on disk (plates and optional mattes).
 
-    ``pixel_aspect`` overrides the plates' own pixel aspect ratio (their header's; None: use it).
+    ``pixel_aspect`` overrides the plates' own pixel aspect ratio (their header's; None: use it). ``eye`` picks the
+    view of stereo (multi-view) EXRs (None: the hero view); a stereo matte gives the same view, a mono one serves both.
     """
 
     plate_pattern: str
@@ -74,6 +77,7 @@ class FileSource:
     matte_channel: str | None = None
     colorspace: str | None = None
     pixel_aspect: float | None = None
+    eye: str | None = None
     last_plate: Any = None
     _last_frame: int | None = field(default=None, repr=False)
 
@@ -90,13 +94,13 @@ class FileSource:
         from sparsemat.io import has_frame_token, read_matte, read_plate
 
         single = not has_frame_token(self.plate_pattern)
-        plate = read_plate(self.plate_pattern, None if single else frame, colorspace=self.colorspace)
+        plate = read_plate(self.plate_pattern, None if single else frame, colorspace=self.colorspace, view=self.eye)
         matte = None
         if self.matte_pattern:
             m_single = not has_frame_token(self.matte_pattern)
             try:
                 matte = read_matte(self.matte_pattern, self.matte_channel, frame=None if m_single else frame,
-                                   align_to=plate.window)
+                                   align_to=plate.window, view=plate.view or None)
             except MissingFrameError as exc:
                 raise MissingFrameError(f"Frame {frame}: the prior matte does not exist ({exc}).") from exc
         self.last_plate, self._last_frame = plate, frame
@@ -244,6 +248,15 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | Non
                                     "matte to another file or folder")
 
 
+def _eye_note(plate: Any, asked: str | None) -> str:
+    """``; stereo plate (views left, right): view 'left' (the hero view; --eye right for the other)`` for stereo."""
+    if len(plate.views) < 2:
+        return ""
+    others = ", ".join(v for v in plate.views if v != plate.view)
+    how = "--eye" if asked is not None else "the hero view; --eye " + others + " for the other"
+    return f"; stereo plate (views {', '.join(plate.views)}): view '{plate.view}' ({how})"
+
+
 def _colour_note(plate: Any) -> str:
     """``; plate colour space ACEScg (the header's chromaticities: AP1 primaries)`` when the file named it, else ``""``."""
     if plate.colorspace_source.startswith(("default", "--")):
@@ -344,7 +357,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         return 1
     on_disk = [] if seq.is_single_file else seq.frames()
     source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
-                        args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect)
+                        args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect, args.eye)
     progress = Progress(args.progress, len(frames), progress_stream)
     failures: list[tuple[int | None, str]] = []
     announced_prior = False
@@ -416,7 +429,8 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note(f"warning: {label}: {note}")
             if not announced_prior and not getattr(args, "quiet", False):
                 progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}"
-                              + _colour_note(plate) + _aspect_note(plate, args.pixel_aspect, settings.prior_size))
+                              + _colour_note(plate) + _aspect_note(plate, args.pixel_aspect, settings.prior_size)
+                              + _eye_note(plate, args.eye))
                 announced_prior = True
             window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
             future = writer.submit(_write, write_frame, out_path, channels, {

@@ -75,6 +75,7 @@ class Plate:
         pixel_type: stored type of the RGB channels ("half", "float", "uint8", "uint16" …).
         nonfinite_pixels: number of pixels with a NaN/Inf in R, G or B.
         attributes: the part's header attributes with a text or number value, by OpenImageIO name.
+        view: the view read from a stereo (multi-view) EXR, "" for a one-view image; views: all its views.
         carried: ``(name, TypeDesc, value)`` of the plate's :data:`CARRIED_ATTRIBUTES` (timecode, rate, colour
             description), to hand to :func:`~sparsemat.io.writer.write_frame` ``carry=``.
     """
@@ -96,6 +97,8 @@ class Plate:
     nonfinite_pixels: int = 0
     attributes: dict[str, str | float | int] = field(default_factory=dict)
     carried: tuple[tuple[str, oiio.TypeDesc, object], ...] = ()
+    view: str = ""
+    views: tuple[str, ...] = ()
 
     @property
     def height(self) -> int:
@@ -206,11 +209,65 @@ def find_rgb(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int, int], 
     return None
 
 
-def _choose_part(specs: list[oiio.ImageSpec]) -> int | None:
-    with_rgb = [i for i, s in enumerate(specs) if find_rgb(list(s.channelnames)) is not None]
-    for i in with_rgb:
-        if _part_name(specs[i]).lower() in _PREFERRED_PARTS:
-            return i
+def file_views(specs: list[oiio.ImageSpec]) -> list[str]:
+    """Views of a stereo (multi-view) EXR in file order, the hero view first: the parts' ``view`` attributes of a
+    multi-part file, else the single part's ``multiView`` list; empty for a one-view image."""
+    part_views = [str(s.getattribute("view") or "") for s in specs]
+    if len(specs) > 1 and any(part_views):
+        return list(dict.fromkeys(v for v in part_views if v))
+    listed = specs[0].getattribute("multiView") if specs else None
+    if isinstance(listed, str):
+        return [listed] if listed else []
+    return [str(v) for v in listed] if listed else []
+
+
+def _pick_view(views: list[str], view: str | None, where: str) -> str | None:
+    """The view to read: ``view`` as the file spells it, the hero view when None, None for a one-view image."""
+    if view is None:
+        return views[0] if views else None
+    for v in views:
+        if v.lower() == view.lower():
+            return v
+    if not views:
+        raise InputError(f"{where} holds one view only; the view '{view}' applies to stereo (multi-view) EXRs. "
+                         "Leave the view out for this file.")
+    raise InputError(f"{where} has no view '{view}'. Views found: {', '.join(views)}.")
+
+
+def _view_channels(specs: list[oiio.ImageSpec], views: list[str],
+                   view: str | None) -> list[tuple[int, list[tuple[int, str]]]]:
+    """``(part, [(channel index, name without its view prefix)])`` of the channels that belong to ``view``.
+
+    Multi-part stereo: the parts whose ``view`` is ``view``. Single-part stereo (``multiView``): the hero view's
+    channels are unprefixed (``R``), the others' carry the view's name (``right.R``). Without views: everything.
+    """
+    if view is None or not views:
+        return [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)]
+    if len(specs) > 1 and any(s.getattribute("view") for s in specs):
+        return [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)
+                if str(s.getattribute("view") or "").lower() == view.lower()]
+    known = {v.lower() for v in views}
+    hero = views[0].lower() == view.lower()
+    out: list[tuple[int, list[tuple[int, str]]]] = []
+    for p, spec in enumerate(specs):
+        chans = []
+        for i, name in enumerate(spec.channelnames):
+            head, dot, rest = name.partition(".")
+            if dot and head.lower() in known:
+                if head.lower() == view.lower():
+                    chans.append((i, rest))
+            elif hero:
+                chans.append((i, name))
+        out.append((p, chans))
+    return out
+
+
+def _choose_part(specs: list[oiio.ImageSpec],
+                 candidates: list[tuple[int, list[tuple[int, str]]]]) -> tuple[int, list[tuple[int, str]]] | None:
+    with_rgb = [(p, chans) for p, chans in candidates if find_rgb([n for _, n in chans]) is not None]
+    for p, chans in with_rgb:
+        if _part_name(specs[p]).lower() in _PREFERRED_PARTS:
+            return p, chans
     return with_rgb[0] if with_rgb else None
 
 
@@ -306,7 +363,7 @@ def _clip_display(rgb: np.ndarray, where: str, colorspace: str) -> np.ndarray:
     return rgb
 
 
-def read_plate(path: str, frame: int | None = None, colorspace: str | None = None) -> Plate:
+def read_plate(path: str, frame: int | None = None, colorspace: str | None = None, view: str | None = None) -> Plate:
     """Read one plate frame with OpenImageIO.
 
     Args:
@@ -316,6 +373,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
             ``lin_rec709``, ``ACEScg``, ``ACES2065-1``, ``ACEScct``, ``srgb`` …). Default
             (:func:`detect_colorspace`): what the header says (an ACES container, the ``chromaticities``' primaries),
             else ``lin_rec709`` for half/float files (EXR), ``srgb`` for integer files (PNG/JPEG/TIFF).
+        view: the view of a stereo (multi-view) EXR to read (``left``, ``right`` …, any case); default: its
+            hero view (the first). An error names the views when the file lacks it or has none.
 
     Returns:
         a :class:`Plate`; ``rgb`` is ``[H, W, 3]`` float32 display sRGB in [0, 1] over the data
@@ -333,16 +392,20 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     file, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
-        part = _choose_part(specs)
-        if part is None:
-            raise InputError(f"{where} has no R, G, B (or Y) channels to matte. Channels found: "
+        views = file_views(specs)
+        chosen = _pick_view(views, view, where)
+        picked = _choose_part(specs, _view_channels(specs, views, chosen))
+        if picked is None:
+            seen = f" of view '{chosen}'" if chosen else ""
+            raise InputError(f"{where} has no R, G, B (or Y) channels{seen} to matte. Channels found: "
                              f"{_describe_channels(specs)}. Shuffle the colour into rgba first.")
+        part, chans = picked
         spec = specs[part]
         names = tuple(spec.channelnames)
-        found = find_rgb(names)
+        found = find_rgb([n for _, n in chans])
         if found is None:  # cannot happen: _choose_part checked it
             raise InputError(f"{where}: no R, G, B channels in part {part}")
-        (ri, gi, bi), ai = found
+        (ri, gi, bi), ai = tuple(chans[k][0] for k in found[0]), (chans[found[1]][0] if found[1] is not None else None)
         first, last = min(ri, gi, bi), max(ri, gi, bi)
         if ai is not None and first - 1 <= ai <= last + 1:  # alpha next to RGB: one read
             first, last = min(first, ai), max(last, ai)
@@ -388,6 +451,7 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         rgb_channels=(names[ri], names[gi], names[bi]), alpha_channel=names[ai] if ai is not None else None,
         path=file, frame=frame, colorspace=space, colorspace_source=source, part=part, part_name=_part_name(spec),
         pixel_type=pixel_type, nonfinite_pixels=bad, attributes=attributes, carried=tuple(carried),
+        view=chosen or "", views=tuple(views),
     )
 
 
@@ -395,30 +459,33 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
 read_image = read_plate
 
 
-def _find_channel(specs: list[oiio.ImageSpec], channel: str | None) -> tuple[int, int] | None:
-    """(part, channel index) of ``channel`` (None: alpha, else the first channel)."""
+def _find_channel(specs: list[oiio.ImageSpec], channel: str | None,
+                  candidates: list[tuple[int, list[tuple[int, str]]]] | None = None) -> tuple[int, int] | None:
+    """(part, channel index) of ``channel`` (None: alpha, else the first channel) among ``candidates``
+    (:func:`_view_channels`; default: every channel)."""
+    parts = candidates if candidates is not None else [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)]
     if channel is None:
-        for p, spec in enumerate(specs):
-            for i, name in enumerate(spec.channelnames):
+        for p, chans in parts:
+            for i, name in chans:
                 if name.lower() in ("a", "alpha"):
                     return p, i
-        for p, spec in enumerate(specs):
-            for i, name in enumerate(spec.channelnames):
+        for p, chans in parts:
+            for i, name in chans:
                 if _split(name)[1] in ("a", "alpha"):
                     return p, i
-        return (0, 0) if specs and specs[0].nchannels else None
+        firsts = [(p, chans[0][0]) for p, chans in parts if chans]
+        return firsts[0] if firsts else None
     want = channel.lower()
-    for p, spec in enumerate(specs):
-        for i, name in enumerate(spec.channelnames):
-            if name.lower() == want or f"{_part_name(spec)}.{name}".lower() == want:
+    for p, chans in parts:
+        for i, name in chans:
+            if name.lower() == want or f"{_part_name(specs[p])}.{name}".lower() == want:
                 return p, i
-    suffix = [(p, i) for p, spec in enumerate(specs) for i, name in enumerate(spec.channelnames)
-              if _split(name)[1] == want]
+    suffix = [(p, i) for p, chans in parts for i, name in chans if _split(name)[1] == want]
     return suffix[0] if len(suffix) == 1 else None
 
 
 def read_matte(path: str, channel: str | None = None, *, frame: int | None = None,
-               align_to: Window | None = None) -> np.ndarray:
+               align_to: Window | None = None, view: str | None = None) -> np.ndarray:
     """Read a matte (external prior or roto) as ``[h, w]`` float32 in [0, 1] over its data window.
 
     Args:
@@ -429,6 +496,8 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
         align_to: the windows of the plate this matte belongs to. The result then covers the plate's
             data window instead of the matte's own (:func:`sparsemat.io.window.region_of`): a roto
             written with its bounding box as data window lands where it belongs, with 0 outside it.
+        view: in a stereo (multi-view) matte, the view to read (default: the hero view); a one-view matte
+            serves every view.
 
     Values are read as stored (no colour conversion: a matte is data), NaN becomes 0 with an
     InputWarning, and everything is clipped to [0, 1].
@@ -436,7 +505,9 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     file, where, inp = _open_frame(path, frame)
     try:
         specs = _subimages(inp)
-        found = _find_channel(specs, channel)
+        views = file_views(specs)
+        chosen = _pick_view(views, view, where) if views else None
+        found = _find_channel(specs, channel, _view_channels(specs, views, chosen))
         if found is None:
             raise InputError(f"{where} has no channel '{channel}'. Channels found: {_describe_channels(specs)}.")
         part, index = found
