@@ -221,6 +221,17 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(
     assert {p.name: p.read_bytes() for p in (tmp_path / "shot").iterdir()} == before
 
 
+def test_a_folder_or_a_wrong_matte_channel_is_named_as_such(seq: Fixture, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "shots").mkdir()
+    status, _, err = _render(capsys, seq, plate=str(tmp_path / "shots"), output=str(tmp_path / "o.exr"))
+    assert status == 1 and f"{tmp_path / 'shots'} is a folder, not an image: give a file, or a sequence" in err
+    status, _, err = _render(capsys, seq, "--prior-channel", "roto.alpha", "--frames", "1",
+                             output=str(tmp_path / "o.####.exr"))
+    assert status == 1
+    assert "frame 1: The prior matte (--prior): " in err and "has no channel 'roto.alpha'. Channels found: A." in err
+
+
 def test_cuda_without_gpu(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = _render(capsys, seq, "--frames", "1", "--device", "cuda", output=str(tmp_path / "o.####.exr"))
     if torch.cuda.is_available():

@@ -28,7 +28,7 @@ from sparsemat.cli.knobs import (
     settings_from_args,
 )
 from sparsemat.cli.threads import add_threads_flag, job_threads, use_threads
-from sparsemat.errors import DeviceError, MissingFrameError, OutputError, SettingsError, SparseMatError
+from sparsemat.errors import DeviceError, InputError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.settings import OutputSettings, Settings
 
 
@@ -103,6 +103,8 @@ class FileSource:
                                    align_to=plate.window, view=plate.view or None)
             except MissingFrameError as exc:
                 raise MissingFrameError(f"Frame {frame}: the prior matte does not exist ({exc}).") from exc
+            except InputError as exc:
+                raise InputError(f"The prior matte (--prior): {exc}") from exc
         self.last_plate, self._last_frame = plate, frame
         aspect = self.pixel_aspect if self.pixel_aspect is not None else plate.window.pixel_aspect
         return FrameInput(rgb=plate.rgb, matte=matte, pixel_aspect=aspect)

@@ -145,6 +145,9 @@ def _open(path: str, frame: int | None) -> oiio.ImageInput:
     if not os.path.exists(path):
         what = f"Frame {frame} is missing" if frame is not None else "File is missing"
         raise MissingFrameError(f"{what}: {path} does not exist. Check the path and frame range.")
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder, not an image: give a file, or a sequence pattern such as "
+                         f"{os.path.join(path, 'plate.####.exr')}.")
     # Read colour as stored: without this OpenImageIO premultiplies PNG/TIFF colour by an unassociated
     # alpha (a pixel with A = 0 would read black). EXR is always associated and unaffected.
     config = oiio.ImageSpec()
