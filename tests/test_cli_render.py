@@ -325,6 +325,26 @@ def test_resume_skips_complete_and_rerenders_deleted(seq: Fixture, tmp_path: Pat
     assert (tmp_path / "o.0001.exr").stat().st_mtime_ns == first
 
 
+def test_resume_renders_again_the_frames_made_with_other_settings(seq: Fixture, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A farm job resubmitted after a knob change, with --resume: frames from the old settings must not stay in
+    the sequence next to new ones."""
+    output = str(tmp_path / "o.####.exr")
+    assert _render(capsys, seq, "--frames", "1-2", output=output)[0] == 0
+    old = (tmp_path / "o.0001.exr").read_bytes()
+    status, out, err = _render(capsys, seq, "--frames", "1-3", "--resume", "--kernel-size", "9", output=output)
+    assert status == 0, err
+    assert [(r["frame"], r["status"]) for r in _records(out)] == [(1, "done"), (2, "done"), (3, "done")]
+    assert "o.0001.exr was made with other settings or inputs; --resume renders such frames again" in err
+    assert (tmp_path / "o.0001.exr").read_bytes() != old
+    assert json.loads(str(read_metadata(str(tmp_path / "o.0001.exr"))["settings"]))["kernel_size"] == 9
+    status, out, _ = _render(capsys, seq, "--frames", "1-3", "--resume", "--kernel-size", "9", output=output)
+    assert [r["status"] for r in _records(out)] == ["skipped"] * 3  # now they are this render's frames
+    status, out, _ = _render(capsys, seq, "--frames", "1", "--resume", "--kernel-size", "9", "--output-mode", "alpha",
+                             output=output)
+    assert [r["status"] for r in _records(out)] == ["done"]  # another output mode is another file
+
+
 # --- what is written ---------------------------------------------------------------------------
 
 

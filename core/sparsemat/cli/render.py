@@ -228,6 +228,41 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
+def render_key(args: argparse.Namespace, settings: Settings, out: OutputSettings) -> str:
+    """Hash of everything that makes a frame's file what it is: engine version, settings, output mode and overlay,
+    pixel type, the plate's colour space, pixel aspect and eye as asked, and the prior matte. Stored in every output
+    (``sparsemat:render_key``) so that ``--resume`` keeps only frames this very render would write."""
+    import hashlib
+
+    from sparsemat.version import __version__
+
+    blob = json.dumps({
+        "version": __version__, "settings": settings.to_dict(), "output": [out.output_mode, out.overlay],
+        "half": bool(args.half), "colorspace": args.input_colorspace, "pixel_aspect": args.pixel_aspect,
+        "eye": args.eye, "matte": [args.matte and os.path.abspath(args.matte), args.prior_channel],
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def made_by(path: str, key: str, settings: Settings) -> bool:
+    """True when the complete output ``path`` is what this render would write (same :func:`render_key`).
+
+    A file from before render keys (it names its settings only) counts when its settings match; a file without
+    SparseMat metadata (PNG/JPEG hold none, or it came from elsewhere) counts as before: complete is enough.
+    """
+    from sparsemat.io import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except SparseMatError:
+        return False
+    if "render_key" in meta:
+        return meta["render_key"] == key
+    if "settings_key" in meta:
+        return meta["settings_key"] == settings.pixel_key()
+    return True
+
+
 def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | None]) -> None:
     """Raise :class:`SettingsError` when a frame's output file is one of its input files (plate or matte).
 
@@ -363,6 +398,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     progress = Progress(args.progress, len(frames), progress_stream)
     failures: list[tuple[int | None, str]] = []
     announced_prior = False
+    key, redoing = render_key(args, settings, out_settings), False
 
     def fail(frame: int | None, label: str, exc: SparseMatError) -> None:
         failures.append((frame, str(exc)))
@@ -400,9 +436,14 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
             out_path = args.output if frame is None or not has_frame_token(args.output) \
                 else frame_path(args.output, frame)
             if args.resume and is_complete(out_path):
-                finish()
-                progress.frame({"frame": frame, "status": "skipped", "path": out_path})
-                continue
+                if made_by(out_path, key, settings):
+                    finish()
+                    progress.frame({"frame": frame, "status": "skipped", "path": out_path})
+                    continue
+                if not redoing:
+                    progress.note(f"sparsemat render: {out_path} was made with other settings or inputs; --resume "
+                                  "renders such frames again (the sequence stays consistent)")
+                redoing = True
             t0 = time.perf_counter()
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -413,7 +454,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                     display = is_integer_format(out_path)
                     channels = output_channels(plate, result, out_settings, args.half, display)
                     wide = () if display else float_rgb_channels(plate, out_settings, args.half)
-                    metadata = frame_metadata(settings, result, frame)
+                    metadata = {**frame_metadata(settings, result, frame), "render_key": key}
             except SparseMatError as exc:
                 if not finish() and args.stop_on_error:
                     break  # the previous frame failed to write: that is the first bad frame
