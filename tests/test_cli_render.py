@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -375,6 +376,8 @@ def test_anamorphic_plate_keeps_its_pixel_aspect_and_says_so(seq: Fixture, tmp_p
     assert status == 0, err
     # 64 x 48 pixels at 2.0 are a 128 x 48 picture: short side 48 -> 128, long side 128 * 128 / 48 -> 352
     assert "pixel aspect 2 (the plate's header): the prior sees the plate desqueezed, at 352x128" in err
+    assert re.search(r"sparsemat render: 1 frame\(s\) written, 0 skipped, 0 failed in [0-9.]+ s \([0-9.]+ s a frame\) "
+                     r"-> .*o\.exr\n$", err)  # the last line of a farm task's log
     spec, _ = _pixels(tmp_path / "o.exr")
     assert spec.get_float_attribute("PixelAspectRatio") == 2.0  # reads back into the plate's format
 

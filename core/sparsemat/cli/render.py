@@ -117,12 +117,14 @@ class Progress:
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "none"
         self.mode, self.total, self.done = mode, total, 0
+        self.counts: dict[str, int] = {}
         self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
         self.t0 = time.perf_counter()
 
     def frame(self, record: dict[str, Any]) -> None:
         """Report one finished (done, skipped or failed) frame."""
         self.done += 1
+        self.counts[record["status"]] = self.counts.get(record["status"], 0) + 1
         if self.mode == "json":
             self.stream.write(json.dumps(record) + "\n")
             self.stream.flush()
@@ -139,6 +141,14 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
             self.stream.flush()
+
+    def summary(self) -> str:
+        """``N frame(s) written, N skipped, N failed in T s (T s a frame)`` for the end of a farm task's log."""
+        elapsed = time.perf_counter() - self.t0
+        written = self.counts.get("done", 0)
+        per = f" ({elapsed / written:.1f} s a frame)" if written else ""
+        return (f"{written} frame(s) written, {self.counts.get('skipped', 0)} skipped, "
+                f"{self.counts.get('failed', 0)} failed in {elapsed:.1f} s{per}")
 
     def note(self, text: str) -> None:
         """A message for a person (stderr), never mixed into JSON on stdout."""
@@ -488,6 +498,8 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     finally:
         writer.shutdown(wait=True)  # an interrupted render still completes the file in flight
 
+    if not getattr(args, "quiet", False):
+        progress.note(f"sparsemat render: {progress.summary()} -> {args.output}")
     if failures:
         lines = "\n".join(f"  {('frame ' + str(f)) if f is not None else args.input}: {msg}" for f, msg in failures)
         print(f"sparsemat render: {len(failures)} of {len(frames)} frame(s) failed:\n{lines}", file=sys.stderr)
