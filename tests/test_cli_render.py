@@ -310,6 +310,42 @@ def test_killed_render_leaves_no_final_file_and_resume_redoes_it(seq: Fixture, t
     assert [(r["frame"], r["status"]) for r in _records(out)] == [(1, "skipped"), (2, "skipped"), (3, "done"),
                                                                   (4, "done")]
     assert (out_dir / "o.0003.exr").is_file()
+    assert not [n for n in os.listdir(out_dir) if ".tmp-" in n]  # the killed render's temp file is swept
+
+
+_TERMINATOR = _KILLER.replace("signal.SIGKILL", "signal.SIGTERM")
+
+
+def test_a_terminated_render_finishes_the_frame_in_flight_and_leaves_no_temp_file(seq: Fixture, tmp_path: Path) -> None:
+    """SIGTERM (a farm cancelling or pre-empting the task, Nuke's Cancel) while frame 3 is being written: the
+    render stops like Ctrl-C, frame 3 is completed, nothing half-written is left, exit status 143."""
+    out_dir = tmp_path / "out"
+    argv = ["-q", "render", seq.plate, "-o", str(out_dir / "o.####.exr"), "--prior", seq.matte, "--frames", "1-6",
+            "--prior-size", "128", "--model", seq.model, "--progress", "json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _TERMINATOR, *argv], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 143, proc.stderr
+    assert "sparsemat render: terminated (SIGTERM); frames already written are complete." in proc.stderr
+    names = sorted(os.listdir(out_dir))
+    assert {"o.0001.exr", "o.0002.exr", "o.0003.exr"} <= set(names) and "o.0006.exr" not in names
+    assert not [n for n in names if ".tmp-" in n]
+    from sparsemat.io import is_complete
+
+    assert all(is_complete(str(out_dir / n)) for n in names)
+
+
+def test_stale_temp_files_of_this_host_only_are_swept(tmp_path: Path) -> None:
+    from sparsemat.io import remove_stale_temps, temp_path
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    mine = Path(temp_path(str(tmp_path / "o.0001.exr")))
+    killed = tmp_path / mine.name.replace(f"-{os.getpid()}.", f"-{int(dead.stdout)}.")
+    other_host = tmp_path / ".o.0002.tmp-anotherhost-123.exr"
+    for p in (mine, killed, other_host):
+        p.write_bytes(b"partial")
+    assert remove_stale_temps(str(tmp_path)) == [str(killed)]
+    assert mine.exists() and other_host.exists() and not killed.exists()
 
 
 def test_resume_skips_complete_and_rerenders_deleted(seq: Fixture, tmp_path: Path,

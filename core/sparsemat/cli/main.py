@@ -12,8 +12,12 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from sparsemat.errors import SettingsError, SparseMatError
 from sparsemat.version import __version__
@@ -68,6 +72,28 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a farm cancelling or pre-empting a task, Nuke's Cancel) raised in the main thread, so the command
+    stops the way Ctrl-C stops it: the frame being written is finished and no temp file is left behind."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_stops_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only; the old handler comes back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status (0 ok, 1 failures, 2 bad usage)."""
     parser = build_parser()
@@ -78,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        status = int(module.run(args))
+        with _sigterm_stops_cleanly():
+            status = int(module.run(args))
         sys.stdout.flush()  # a closed pipe raises here, in the handler below, not at interpreter exit
         return status
     except SettingsError as exc:
@@ -89,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sparsemat {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"sparsemat {args.command}: terminated (SIGTERM); frames already written are complete.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"sparsemat {args.command}: interrupted; frames already written are complete.", file=sys.stderr)
         return 130

@@ -388,7 +388,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         return 2
 
     from sparsemat.engine import Session
-    from sparsemat.io import frame_path, prepare_output_folder
+    from sparsemat.io import frame_path, prepare_output_folder, remove_stale_temps
 
     use_threads(threads)
 
@@ -398,10 +398,14 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
     try:
-        prepare_output_folder(args.output)
+        folder = prepare_output_folder(args.output)
     except OutputError as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 1
+    stale = remove_stale_temps(folder)
+    if stale and not getattr(args, "quiet", False):
+        print(f"sparsemat render: removed {len(stale)} temp file(s) that a killed render on this host left in "
+              f"{folder}", file=sys.stderr)
     on_disk = [] if seq.is_single_file else seq.frames()
     source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
                         args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect, args.eye)

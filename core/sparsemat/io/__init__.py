@@ -53,6 +53,7 @@ from sparsemat.io.writer import (
     is_integer_format,
     prepare_output_folder,
     read_metadata,
+    remove_stale_temps,
     temp_path,
     write_frame,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "is_complete",
     "is_integer_format",
     "prepare_output_folder",
+    "remove_stale_temps",
     "known_colorspaces",
     "missing_frames",
     "parse_frame_range",

@@ -68,6 +68,10 @@ def is_integer_format(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in _INTEGER_FORMATS
 
 
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+
+
 def temp_path(path: str) -> str:
     """Hidden temp name next to ``path`` with the same extension: ``.name.tmp-<host>-<pid>.ext``.
 
@@ -75,8 +79,37 @@ def temp_path(path: str) -> str:
     the same temp file when they render the same frame onto shared storage."""
     folder, name = os.path.split(path)
     stem, ext = os.path.splitext(name)
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
-    return os.path.join(folder, f".{stem}.tmp-{host}-{os.getpid()}{ext}")
+    return os.path.join(folder, f".{stem}.tmp-{_host_tag()}-{os.getpid()}{ext}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete the temp files (:func:`temp_path`) in ``folder`` that a process of *this* host left when it was killed
+    (SIGKILL, out of memory, a power cut): their pid no longer runs. Other hosts' temp files, and those of live
+    processes, are left alone (they may be writing now). Returns the paths removed."""
+    pattern = re.compile(r"^\..+\.tmp-" + re.escape(_host_tag()) + r"-(\d+)\.[^.]+$")
+    removed = []
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    for name in names:
+        match = pattern.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _running(int(match.group(1))):
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    return removed
 
 
 def _write_oiio(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
