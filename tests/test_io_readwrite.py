@@ -505,6 +505,34 @@ def test_stereo_plates_read_the_eye_asked_for(tmp_path: Path, layout: Any) -> No
         read_plate(path, view="centre")
 
 
+def test_the_layer_holding_the_colour_can_be_named(tmp_path: Path) -> None:
+    path = str(tmp_path / "layers.exr")
+    spec = oiio.ImageSpec(W, H, 6, oiio.HALF)
+    spec.channelnames = ("denoised.R", "denoised.G", "denoised.B", "plate.R", "plate.G", "plate.B")
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec)
+    out.write_image(np.concatenate([np.full((H, W, 3), 0.1), np.full((H, W, 3), 0.7)], axis=-1).astype(np.float32))
+    out.close()
+    assert np.allclose(read_plate(path).source_rgb, 0.1, atol=1e-3)  # default: the first layer with R, G, B
+    plate = read_plate(path, layer="PLATE")
+    assert plate.rgb_channels == ("plate.R", "plate.G", "plate.B") and np.allclose(plate.source_rgb, 0.7, atol=1e-3)
+    with pytest.raises(InputError, match=r"has no layer 'beauty' with R, G, B channels. Channels found: denoised.R"):
+        read_plate(path, layer="beauty")
+    split = str(tmp_path / "parts.exr")  # one part per layer: a part's name is a layer too
+    specs = []
+    for name in ("denoised", "plate"):
+        part = oiio.ImageSpec(W, H, 3, oiio.HALF)
+        part.attribute("name", name)
+        specs.append(part)
+    out = oiio.ImageOutput.create(split)
+    assert out.open(split, specs)
+    out.write_image(np.full((H, W, 3), 0.1, np.float32))
+    assert out.open(split, specs[1], "AppendSubimage")
+    out.write_image(np.full((H, W, 3), 0.7, np.float32))
+    out.close()
+    assert np.allclose(read_plate(split, layer="plate").source_rgb, 0.7, atol=1e-3)
+
+
 def test_a_mono_file_refuses_an_eye_and_a_mono_matte_serves_both(tmp_path: Path) -> None:
     path = write_frame(str(tmp_path / "mono.exr"), _planes())
     assert read_plate(path).views == ()

@@ -107,14 +107,14 @@ class MainWindow(QMainWindow):
                  frames: str | None = None, settings: Settings | None = None, output: OutputSettings | None = None,
                  view: str = "rgba", colorspace: str | None = None, refiner: Any = None, prior: Any = None,
                  debounce_ms: int = DEBOUNCE_MS, output_pattern: str | None = None,
-                 pixel_aspect: float | None = None, eye: str | None = None) -> None:
+                 pixel_aspect: float | None = None, eye: str | None = None, layer: str | None = None) -> None:
         super().__init__()
         self.t_open = time.perf_counter()
         from sparsemat.cli.render import FileSource
         from sparsemat.io import Sequence, parse_frame_range
 
         self.plate_pattern, self.matte, self.matte_channel, self.colorspace = plate, matte, matte_channel, colorspace
-        self.pixel_aspect, self.eye = pixel_aspect, eye
+        self.pixel_aspect, self.eye, self.layer = pixel_aspect, eye, layer
         seq = Sequence(plate)
         on_disk = [] if seq.is_single_file else seq.frames()
         self.frames: list[int] = parse_frame_range(frames) if frames else (on_disk or [0])
@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
             self.frames = self.frames[:1]
         self.frames_text = frames or (f"{self.frames[0]}-{self.frames[-1]}" if not seq.is_single_file else "")
         self.source = PlateCache(FileSource(plate, on_disk or list(self.frames), matte, matte_channel, colorspace,
-                                                 pixel_aspect, eye))
+                                                 pixel_aspect, eye, layer))
         self.source.prefetch(self.frames[0])  # read the first plate while the worker imports torch
         self.controller = RenderController(self.source, refiner, prior, debounce_ms)
         self.controller.resultReady.connect(self._on_result)
@@ -378,7 +378,8 @@ class MainWindow(QMainWindow):
             return None
         frames = self.range_edit.text().strip() or None
         argv = render_argv(self.plate_pattern, self.output_edit.text().strip(), settings, out, frames,
-                           self.matte, self.matte_channel, self.colorspace, self.pixel_aspect, self.eye)
+                           self.matte, self.matte_channel, self.colorspace, self.pixel_aspect, self.eye,
+                           self.layer)
         try:
             from sparsemat.io import parse_frame_range
 
@@ -465,7 +466,7 @@ def run_app(args: Any) -> int:
     win = MainWindow(args.plate, matte=args.matte, matte_channel=args.prior_channel, frames=args.frames,
                      settings=settings, output=out, view=args.view, colorspace=args.input_colorspace,
                      output_pattern=args.output, pixel_aspect=getattr(args, "pixel_aspect", None),
-                     eye=getattr(args, "eye", None))
+                     eye=getattr(args, "eye", None), layer=getattr(args, "layer", None))
     win.t_open = t0
     status = {"code": 0}
     if args.screenshot:

@@ -23,7 +23,7 @@ from sparsemat.settings import ENGINE_KNOBS, OutputSettings, Settings
 def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings | None = None,
                 frames: str | None = None, matte: str | None = None, matte_channel: str | None = None,
                 colorspace: str | None = None, pixel_aspect: float | None = None,
-                eye: str | None = None) -> list[str]:
+                eye: str | None = None, layer: str | None = None) -> list[str]:
     """``sparsemat render`` arguments for these knobs (every engine knob spelled out, JSON progress)."""
     argv = [plate, "-o", output, "--progress", "json"]
     if frames:
@@ -38,6 +38,8 @@ def render_argv(plate: str, output: str, settings: Settings, out: OutputSettings
         argv += ["--pixel-aspect", repr(float(pixel_aspect))]
     if eye:
         argv += ["--eye", eye]
+    if layer:
+        argv += ["--layer", layer]
     values = settings.to_dict()
     for spec in ENGINE_KNOBS:
         value = values[spec.name]

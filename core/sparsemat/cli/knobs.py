@@ -78,3 +78,12 @@ def add_eye_flag(parser: argparse.ArgumentParser) -> None:
         help="view (eye) of a stereo, multi-view EXR to matte, e.g. left or right (default: its hero view, the "
              "first); render each eye to its own output",
     )
+
+
+def add_layer_flag(parser: argparse.ArgumentParser) -> None:
+    """Register ``--layer`` (``render`` and ``ui``)."""
+    parser.add_argument(
+        "--layer", metavar="NAME",
+        help="layer of a multi-layer EXR that holds the plate's colour, e.g. plate for plate.R/G/B (default: "
+             "R, G, B, then rgba, beauty, then the first layer with all three)",
+    )

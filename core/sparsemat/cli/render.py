@@ -22,6 +22,7 @@ import numpy as np
 from sparsemat.cli.knobs import (
     add_engine_flags,
     add_eye_flag,
+    add_layer_flag,
     add_pixel_aspect_flag,
     knob_choices,
     output_settings_from_args,
@@ -46,6 +47,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
     add_pixel_aspect_flag(parser)
     add_eye_flag(parser)
+    add_layer_flag(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-mode", choices=knob_choices("output_mode"), default=None,
                      help="alpha: matte only; rgba: plate RGB with the matte in A (default); premult: RGB × matte")
@@ -69,6 +71,7 @@ class FileSource:
 
     ``pixel_aspect`` overrides the plates' own pixel aspect ratio (their header's; None: use it). ``eye`` picks the
     view of stereo (multi-view) EXRs (None: the hero view); a stereo matte gives the same view, a mono one serves both.
+    ``layer`` picks the layer holding the plate's colour in a multi-layer EXR.
     """
 
     plate_pattern: str
@@ -78,6 +81,7 @@ class FileSource:
     colorspace: str | None = None
     pixel_aspect: float | None = None
     eye: str | None = None
+    layer: str | None = None
     last_plate: Any = None
     _last_frame: int | None = field(default=None, repr=False)
 
@@ -94,7 +98,8 @@ class FileSource:
         from sparsemat.io import has_frame_token, read_matte, read_plate
 
         single = not has_frame_token(self.plate_pattern)
-        plate = read_plate(self.plate_pattern, None if single else frame, colorspace=self.colorspace, view=self.eye)
+        plate = read_plate(self.plate_pattern, None if single else frame, colorspace=self.colorspace, view=self.eye,
+                           layer=self.layer)
         matte = None
         if self.matte_pattern:
             m_single = not has_frame_token(self.matte_pattern)
@@ -249,7 +254,7 @@ def render_key(args: argparse.Namespace, settings: Settings, out: OutputSettings
     blob = json.dumps({
         "version": __version__, "settings": settings.to_dict(), "output": [out.output_mode, out.overlay],
         "half": bool(args.half), "colorspace": args.input_colorspace, "pixel_aspect": args.pixel_aspect,
-        "eye": args.eye, "matte": [args.matte and os.path.abspath(args.matte), args.prior_channel],
+        "eye": args.eye, "layer": args.layer, "matte": [args.matte and os.path.abspath(args.matte), args.prior_channel],
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -408,7 +413,8 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
               f"{folder}", file=sys.stderr)
     on_disk = [] if seq.is_single_file else seq.frames()
     source = FileSource(args.input, on_disk or [f for f in frames if f is not None] or [0],
-                        args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect, args.eye)
+                        args.matte, args.prior_channel, args.input_colorspace, args.pixel_aspect, args.eye,
+                        args.layer)
     progress = Progress(args.progress, len(frames), progress_stream)
     failures: list[tuple[int | None, str]] = []
     announced_prior = False

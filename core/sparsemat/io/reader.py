@@ -265,6 +265,20 @@ def _view_channels(specs: list[oiio.ImageSpec], views: list[str],
     return out
 
 
+def _layer_channels(specs: list[oiio.ImageSpec], candidates: list[tuple[int, list[tuple[int, str]]]],
+                    layer: str) -> list[tuple[int, list[tuple[int, str]]]]:
+    """The channels of ``layer`` among ``candidates``, its prefix removed: ``plate.R`` → ``R``; in a multi-part
+    file a part named ``layer`` gives all its channels."""
+    want = layer.lower()
+    out = []
+    for p, chans in candidates:
+        if _part_name(specs[p]).lower() == want and len(specs) > 1:
+            out.append((p, chans))
+            continue
+        out.append((p, [(i, name.rpartition(".")[2]) for i, name in chans if _split(name)[0] == want]))
+    return out
+
+
 def _choose_part(specs: list[oiio.ImageSpec],
                  candidates: list[tuple[int, list[tuple[int, str]]]]) -> tuple[int, list[tuple[int, str]]] | None:
     with_rgb = [(p, chans) for p, chans in candidates if find_rgb([n for _, n in chans]) is not None]
@@ -366,7 +380,8 @@ def _clip_display(rgb: np.ndarray, where: str, colorspace: str) -> np.ndarray:
     return rgb
 
 
-def read_plate(path: str, frame: int | None = None, colorspace: str | None = None, view: str | None = None) -> Plate:
+def read_plate(path: str, frame: int | None = None, colorspace: str | None = None, view: str | None = None,
+               layer: str | None = None) -> Plate:
     """Read one plate frame with OpenImageIO.
 
     Args:
@@ -378,6 +393,8 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
             else ``lin_rec709`` for half/float files (EXR), ``srgb`` for integer files (PNG/JPEG/TIFF).
         view: the view of a stereo (multi-view) EXR to read (``left``, ``right`` …, any case); default: its
             hero view (the first). An error names the views when the file lacks it or has none.
+        layer: the layer holding the plate's colour (``plate`` for ``plate.R/G/B``, or a part's name), any case;
+            default: unprefixed R, G, B, then ``rgba``, ``beauty``, then the first layer with all three.
 
     Returns:
         a :class:`Plate`; ``rgb`` is ``[H, W, 3]`` float32 display sRGB in [0, 1] over the data
@@ -397,9 +414,15 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
         specs = _subimages(inp)
         views = file_views(specs)
         chosen = _pick_view(views, view, where)
-        picked = _choose_part(specs, _view_channels(specs, views, chosen))
+        candidates = _view_channels(specs, views, chosen)
+        if layer is not None:
+            candidates = _layer_channels(specs, candidates, layer)
+        picked = _choose_part(specs, candidates)
         if picked is None:
             seen = f" of view '{chosen}'" if chosen else ""
+            if layer is not None:
+                raise InputError(f"{where} has no layer '{layer}' with R, G, B channels{seen}. Channels found: "
+                                 f"{_describe_channels(specs)}.")
             raise InputError(f"{where} has no R, G, B (or Y) channels{seen} to matte. Channels found: "
                              f"{_describe_channels(specs)}. Shuffle the colour into rgba first.")
         part, chans = picked
