@@ -87,3 +87,16 @@ def add_layer_flag(parser: argparse.ArgumentParser) -> None:
         help="layer of a multi-layer EXR that holds the plate's colour, e.g. plate for plate.R/G/B (default: "
              "R, G, B, then rgba, beauty, then the first layer with all three)",
     )
+
+
+def add_plate_flags(parser: argparse.ArgumentParser) -> None:
+    """How to read the plate (``render`` and ``ui``): colour space, pixel aspect, stereo eye, layer."""
+    parser.add_argument(
+        "--input-colorspace", metavar="NAME",
+        help="colour space of the plate, any name or alias of OpenColorIO's studio config (ACEScg, lin_rec709, "
+             "'ARRI LogC3 (EI800)', 'S-Log3 S-Gamut3' …); default: what an EXR's header names (ACES container, "
+             "chromaticities), else lin_rec709 for EXR and sRGB for PNG/JPEG/TIFF",
+    )
+    add_pixel_aspect_flag(parser)
+    add_eye_flag(parser)
+    add_layer_flag(parser)

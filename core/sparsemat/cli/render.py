@@ -21,9 +21,7 @@ import numpy as np
 
 from sparsemat.cli.knobs import (
     add_engine_flags,
-    add_eye_flag,
-    add_layer_flag,
-    add_pixel_aspect_flag,
+    add_plate_flags,
     knob_choices,
     output_settings_from_args,
     settings_from_args,
@@ -43,11 +41,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="external matte per frame (roto, keyer, another model): its A channel, else its first channel",
     )
     parser.add_argument("--prior-channel", metavar="NAME", help="channel of --prior to use as the matte")
-    parser.add_argument("--input-colorspace", metavar="NAME",
-                        help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
-    add_pixel_aspect_flag(parser)
-    add_eye_flag(parser)
-    add_layer_flag(parser)
+    add_plate_flags(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-mode", choices=knob_choices("output_mode"), default=None,
                      help="alpha: matte only; rgba: plate RGB with the matte in A (default); premult: RGB × matte")

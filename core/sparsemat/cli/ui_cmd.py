@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from sparsemat.cli.knobs import add_engine_flags, add_eye_flag, add_layer_flag, add_pixel_aspect_flag, knob_choices
+from sparsemat.cli.knobs import add_engine_flags, add_plate_flags, knob_choices
 
 #: View modes of the viewer (kept here so ``--help`` works without Qt; checked against the UI's list).
 VIEW_MODES: tuple[str, ...] = ("plate", "alpha", "rgba", "overlay", "prior")
@@ -31,11 +31,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prior-channel", metavar="NAME", help="channel of --prior to use as the matte")
     parser.add_argument("--frames", help="frames to show, e.g. 1001-1100 (default: all on disk)")
-    parser.add_argument("--input-colorspace", metavar="NAME",
-                        help="OCIO colour space of the plate (default: lin_rec709 for EXR, sRGB for PNG/JPEG)")
-    add_pixel_aspect_flag(parser)
-    add_eye_flag(parser)
-    add_layer_flag(parser)
+    add_plate_flags(parser)
     parser.add_argument("-o", "--output", metavar="PATTERN",
                         help="output pattern for Render range (default: a sparsemat/ folder beside the plate)")
     parser.add_argument("--view", choices=VIEW_MODES, default="rgba",
