@@ -494,6 +494,27 @@ def test_each_eye_of_a_stereo_plate_is_matted_on_request(seq: Fixture, tmp_path:
     assert status == 1 and "has no view 'centre'. Views found: left, right" in err
 
 
+def test_a_log_dpx_read_as_srgb_is_warned_about_once(seq: Fixture, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rgb, alpha = _plate(1)
+    spec = oiio.ImageSpec(W, H, 3, oiio.UINT16)
+    spec.attribute("oiio:BitsPerSample", 10)
+    spec.attribute("dpx:Transfer", "Printing density")  # a film scan
+    for f in (1, 2):
+        out = oiio.ImageOutput.create(str(tmp_path / f"scan.{f:04d}.dpx"))
+        assert out.open(str(tmp_path / f"scan.{f:04d}.dpx"), spec)
+        out.write_image(np.full((H, W, 3), 0.45, np.float32))
+        out.close()
+    status, _, err = _render(capsys, seq, "--frames", "1-2", plate=str(tmp_path / "scan.####.dpx"),
+                             output=str(tmp_path / "o.####.exr"), extra_top=())
+    assert status == 0, err
+    assert err.count("says its pixels are log (DPX transfer: Printing density) but is read as sRGB") == 1
+    assert "Pass --input-colorspace with its log space: ADX10" in err
+    status, _, err = _render(capsys, seq, "--frames", "1", "--input-colorspace", "ADX10",
+                             plate=str(tmp_path / "scan.####.dpx"), output=str(tmp_path / "p.####.exr"), extra_top=())
+    assert status == 0 and "says its pixels are log" not in err
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

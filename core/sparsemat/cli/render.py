@@ -303,6 +303,17 @@ def _eye_note(plate: Any, asked: str | None) -> str:
     return f"; stereo plate (views {', '.join(plate.views)}): view '{plate.view}' ({how})"
 
 
+def _log_file_read_as_display(plate: Any) -> str:
+    """A warning for a DPX/Cineon plate whose header says its pixels are log but which is read with the default
+    (sRGB) because no ``--input-colorspace`` was given; "" otherwise. Said once per render, not per frame."""
+    transfer = str(plate.attributes.get("dpx:Transfer", ""))
+    if not plate.colorspace_source.startswith("default") or transfer.lower() not in ("printing density", "logarithmic"):
+        return ""
+    return (f"{plate.path} says its pixels are log (DPX transfer: {transfer}) but is read as {plate.colorspace}, "
+            "so the network sees flat, washed-out colour. Pass --input-colorspace with its log space: ADX10 for "
+            "ADX film scans, or the camera's ('ARRI LogC3 (EI800)', 'S-Log3 S-Gamut3' …).")
+
+
 def _colour_note(plate: Any) -> str:
     """``; plate colour space ACEScg (the header's chromaticities: AP1 primaries)`` when the file named it, else ``""``."""
     if plate.colorspace_source.startswith(("default", "--")):
@@ -488,6 +499,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}"
                               + _colour_note(plate) + _aspect_note(plate, args.pixel_aspect, settings.prior_size)
                               + _eye_note(plate, args.eye))
+                log_warning = _log_file_read_as_display(plate)
+                if log_warning:
+                    progress.note(f"warning: {log_warning}")
                 announced_prior = True
             window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
             future = writer.submit(_write, write_frame, out_path, channels, {
