@@ -62,33 +62,6 @@ def pixel_aspect_arg(text: str) -> float:
     return value
 
 
-def add_pixel_aspect_flag(parser: argparse.ArgumentParser) -> None:
-    """Register ``--pixel-aspect`` (``render`` and ``ui``)."""
-    parser.add_argument(
-        "--pixel-aspect", type=pixel_aspect_arg, metavar="RATIO",
-        help="pixel width / height of the plate (2 for 2x anamorphic); the prior sees the plate desqueezed "
-             "(default: the plate file's own, e.g. the EXR header's pixelAspectRatio; square for most files)",
-    )
-
-
-def add_eye_flag(parser: argparse.ArgumentParser) -> None:
-    """Register ``--eye`` (``render`` and ``ui``)."""
-    parser.add_argument(
-        "--eye", metavar="VIEW",
-        help="view (eye) of a stereo, multi-view EXR to matte, e.g. left or right (default: its hero view, the "
-             "first); render each eye to its own output",
-    )
-
-
-def add_layer_flag(parser: argparse.ArgumentParser) -> None:
-    """Register ``--layer`` (``render`` and ``ui``)."""
-    parser.add_argument(
-        "--layer", metavar="NAME",
-        help="layer of a multi-layer EXR that holds the plate's colour, e.g. plate for plate.R/G/B (default: "
-             "R, G, B, then rgba, beauty, then the first layer with all three)",
-    )
-
-
 def add_plate_flags(parser: argparse.ArgumentParser) -> None:
     """How to read the plate (``render`` and ``ui``): colour space, pixel aspect, stereo eye, layer."""
     parser.add_argument(
@@ -97,6 +70,18 @@ def add_plate_flags(parser: argparse.ArgumentParser) -> None:
              "'ARRI LogC3 (EI800)', 'S-Log3 S-Gamut3' …); default: what an EXR's header names (ACES container, "
              "chromaticities), else lin_rec709 for EXR and sRGB for PNG/JPEG/TIFF",
     )
-    add_pixel_aspect_flag(parser)
-    add_eye_flag(parser)
-    add_layer_flag(parser)
+    parser.add_argument(
+        "--pixel-aspect", type=pixel_aspect_arg, metavar="RATIO",
+        help="pixel width / height of the plate (2 for 2x anamorphic); the prior sees the plate desqueezed "
+             "(default: the plate file's own, e.g. the EXR header's pixelAspectRatio; square for most files)",
+    )
+    parser.add_argument(
+        "--eye", metavar="VIEW",
+        help="view (eye) of a stereo, multi-view EXR to matte, e.g. left or right (default: its hero view, the "
+             "first); render each eye to its own output",
+    )
+    parser.add_argument(
+        "--layer", metavar="NAME",
+        help="layer of a multi-layer EXR that holds the plate's colour, e.g. plate for plate.R/G/B (default: "
+             "R, G, B, then rgba, beauty, then the first layer with all three)",
+    )
