@@ -62,6 +62,21 @@ def test_the_plate_colour_space_is_checked_when_given(capsys: pytest.CaptureFixt
     assert bad["plate colour space"].endswith("Plate colour space knob) to one of these names.")
 
 
+def test_the_output_folder_is_checked_when_given(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import sparsemat.cli.doctor as doctor
+
+    target = tmp_path / "shot" / "mattes" / "m.####.exr"
+    status, rep = _doctor(capsys, "--device", "cpu", "--prior-model", "input", "-o", str(target))
+    checks = {c["name"]: c for c in rep["checks"]}
+    assert status == 0 and checks["output folder"]["value"].startswith(f"{target.parent} (will be created), ")
+    assert not target.parent.exists()  # a check creates nothing
+    monkeypatch.setattr(doctor, "MIN_FREE_BYTES", 1 << 62)  # a disk that is (nearly) full
+    status, rep = _doctor(capsys, "--device", "cpu", "--prior-model", "input", "-o", str(tmp_path))
+    bad = {c["name"]: c["note"] for c in rep["checks"] if not c["ok"]}
+    assert status == 1 and bad["output folder"].startswith("less than ") and "write elsewhere" in bad["output folder"]
+
+
 def test_a_closed_pipe_ends_the_command_quietly() -> None:
     """``sparsemat doctor --json | head -1``: no BrokenPipeError traceback on the terminal."""
     import subprocess

@@ -89,6 +89,9 @@ def test_check_setup_shows_the_engines_report(session: NukeSession, tmp_path: Pa
     assert node["status"].value() == "setup checked: no problems"
     report = session.nuke.messages[-1]
     assert "ok  device: cpu (knob: cpu)" in report and "PROBLEM" not in report
+    assert "ok  plate colour space: lin_rec709 = Linear Rec.709 (sRGB)" in report  # Nuke colour management
+    cache_folder = tmp_path / "shots" / "sparsemat_cache"  # next to the saved script, not created by a check
+    assert f"ok  output folder: {cache_folder} (will be created), " in report
     node["model"].setValue("file")
     node["model_file"].setValue(str(tmp_path / "missing.pt"))
     node["check_setup"].execute()

@@ -13,6 +13,7 @@ missing cache frames of every SparseMat node before the Writers render (see docs
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,7 @@ def on_param_changed(thisParam: Any, thisNode: Any, thisGroup: Any, app: Any, us
         try:
             colorspace = K.plate_colorspace(_param(thisNode, K.PLATE_COLORSPACE_KNOB).get(), WORKING_SPACE)
             report = sidecar.check_setup(sidecar.engine_command(), K.settings_from_values(knob_values(thisNode))[0],
-                                         colorspace=colorspace)
+                                         colorspace=colorspace, output=str(cache_root(thisNode, app)) + os.sep)
         except (SettingsError, sidecar.EngineNotFoundError) as exc:
             report = sidecar.SetupReport(False, [str(exc)], str(exc))
         print(report.text, flush=True)  # the script editor

@@ -167,14 +167,17 @@ class SetupReport:
 
 
 def check_setup(engine: Sequence[str], settings: Settings, env: Mapping[str, str] | None = None,
-                timeout: float = 300.0, colorspace: str | None = None) -> SetupReport:
-    """Run ``sparsemat doctor --json`` with ``settings`` (and the plate's ``colorspace``) in the engine's environment.
+                timeout: float = 300.0, colorspace: str | None = None, output: str | None = None) -> SetupReport:
+    """Run ``sparsemat doctor --json`` with ``settings`` (the plate's ``colorspace``, the ``output`` folder the node's
+    cache goes to) in the engine's environment.
 
     A command that cannot start, crashes, hangs or answers something else gives one problem saying so.
     """
     cmd = [*engine, "doctor", "--json", *settings_flags(settings)]
     if colorspace:
         cmd += ["--input-colorspace", colorspace]
+    if output:
+        cmd += ["--output", output]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
                               env=engine_environment(env))

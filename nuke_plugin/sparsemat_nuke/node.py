@@ -13,6 +13,7 @@ engine from a worker thread; every knob, progress-bar and message update goes ba
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,7 +479,8 @@ def check_setup(node: Any) -> bool:
     except (SettingsError, sidecar.EngineNotFoundError) as exc:
         _show_error(node, str(exc))
         return False
-    report = sidecar.check_setup(engine, settings, colorspace=plate_colorspace(node))
+    report = sidecar.check_setup(engine, settings, colorspace=plate_colorspace(node),
+                                 output=str(cache_root(node)) + os.sep)
     _set_status(node, report.status)
     if nuke.GUI:
         nuke.message(f"SparseMat {node.name()}: setup\n\n{report.text}")

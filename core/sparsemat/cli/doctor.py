@@ -40,6 +40,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--input-colorspace", metavar="NAME",
                         help="also check that this plate colour space is known (as render's --input-colorspace)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="also check where a render would write (a file, a sequence pattern or a folder): "
+                             "that its folder can be created and written, and its free space")
     add_threads_flag(parser.add_argument_group("run"))
     add_engine_flags(parser)
 
@@ -127,6 +130,31 @@ def _colour_checks(plate_space: str | None = None) -> list[Check]:
     return checks
 
 
+#: Free space below which the output check reports a problem: about 40 frames of 4K RGBA half EXR (~50 MB each).
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+def _output_check(path: str) -> Check:
+    """Where a render would write: the folder exists (or its nearest existing parent can hold it), is writable, and
+    has at least :data:`MIN_FREE_BYTES` free."""
+    import shutil
+
+    folder = os.path.abspath(path if path.endswith(os.sep) or os.path.isdir(path) else os.path.dirname(path) or ".")
+    existing = folder
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return Check("output folder", folder, False,
+                     f"{existing} is not writable by this user: fix its permissions or write elsewhere")
+    free = shutil.disk_usage(existing).free
+    value = f"{folder}{'' if existing == folder else ' (will be created)'}, {_gib(free)} free"
+    if free < MIN_FREE_BYTES:
+        return Check("output folder", value, False,
+                     f"less than {_gib(MIN_FREE_BYTES)} free: a 4K RGBA half frame takes about 50 MB; free some space "
+                     "or write elsewhere")
+    return Check("output folder", value)
+
+
 def _limit_checks(args: argparse.Namespace, settings: Settings, device: Any, model: Any) -> list[Check]:
     from sparsemat.engine.budget import available_memory_bytes
     from sparsemat.engine.cgroup import memory_headroom_bytes
@@ -164,6 +192,8 @@ def report(args: argparse.Namespace) -> list[Check]:
         checks.append(refiner)
     checks.append(_prior_check(settings))
     checks += _colour_checks(getattr(args, "input_colorspace", None))
+    if getattr(args, "output", None):
+        checks.append(_output_check(args.output))
     checks += _limit_checks(args, settings, device, model)
     return checks
 
