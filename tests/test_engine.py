@@ -365,6 +365,71 @@ def test_recurrent_prior_preroll_on_a_fresh_session(monkeypatch: pytest.MonkeyPa
     assert prior.calls.count("predict") == 6  # frames 1-5 pre-rolled, then 6
 
 
+class _EmaPrior:
+    """A recurrent prior whose output depends on every frame since its reset (an exponential average of luminance)."""
+
+    name = "ema"
+    recurrent = True
+
+    def __init__(self) -> None:
+        self.state: torch.Tensor | None = None
+        self.predicted = 0
+
+    def reset(self) -> None:
+        self.state = None
+
+    def predict(self, lr_rgb: torch.Tensor) -> torch.Tensor:
+        self.predicted += 1
+        lum = lr_rgb.mean(dim=1, keepdim=True)
+        self.state = lum if self.state is None else 0.6 * self.state + 0.4 * lum
+        return torch.sigmoid((self.state - 0.5) * 12.0)
+
+
+def test_prior_only_preroll_gives_the_sequential_pixels_without_refining_earlier_frames(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temporal reuse off: a chunk (or the viewer) starting mid-interval runs only the recurrent prior over the
+    frames since the keyframe, and frame 7 comes out bit-identical to a sequential render's."""
+    src = _sequence(12)
+    frames = {f: FrameInput(rgb=src(f).rgb) for f in range(1, 13)}
+    seq_prior = _EmaPrior()
+    _with_network_prior(monkeypatch, seq_prior, [])
+    seq = _session(prior="auto", temporal=False, keyframe_interval=4)
+    full = {f: seq.render(f, ArraySource(frames)).alpha for f in range(1, 13)}
+
+    chunk_prior = _EmaPrior()
+    _with_network_prior(monkeypatch, chunk_prior, [])
+    chunk = _session(prior="auto", temporal=False, keyframe_interval=4)
+    refined: list[int] = []
+    real = chunk._process
+    monkeypatch.setattr(chunk, "_process", lambda f, inp: refined.append(f) or real(f, inp))
+    assert np.array_equal(chunk.render(7, ArraySource(frames)).alpha, full[7])
+    assert refined == [7] and chunk_prior.predicted == 4  # frames 4-6 through the prior only, then 7
+
+
+def test_the_viewer_reuses_the_prior_when_a_later_knob_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A knob the prior does not read (edge width here) changed on frame 7: no pre-roll, no prior run, and the same
+    matte as a fresh render with that knob."""
+    src = _sequence(8)
+    frames = ArraySource({f: FrameInput(rgb=src(f).rgb) for f in range(1, 9)})
+    prior = _EmaPrior()
+    _with_network_prior(monkeypatch, prior, [])
+    viewer = Session(Settings(prior="auto", device="cpu", backend="torch", temporal=False), refiner=_session().refiner,
+                     reuse_refinement=True)
+    first = viewer.render(7, frames)
+    assert not first.stats.prior_reused and prior.predicted == 7  # frames 1-6 pre-rolled (no keyframe before 8)
+    viewer.update(viewer.settings.replace(kernel_size=21))
+    again = viewer.render(7, frames)
+    assert again.stats.prior_reused and prior.predicted == 7  # nothing ran for the prior
+    fresh_prior = _EmaPrior()
+    _with_network_prior(monkeypatch, fresh_prior, [])
+    fresh = _session(prior="auto", temporal=False, kernel_size=21).render(7, frames)
+    assert np.array_equal(again.alpha, fresh.alpha)
+    viewer.render(8, frames)  # stepping on continues the prior's state: one run, no pre-roll (8 is a keyframe anyway)
+    _with_network_prior(monkeypatch, _EmaPrior(), [])  # a new prior object, as resolve_prior builds one
+    viewer.update(viewer.settings.replace(prior_size=256))  # the prior's own knob: its outputs are not reused
+    assert not viewer.render(8, frames).stats.prior_reused
+
+
 def test_model_and_device_changes(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A model change re-chooses the auto prior; a device change keeps an injected refiner; model paths may carry
     the file: prefix or ~."""

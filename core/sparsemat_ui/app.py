@@ -56,8 +56,10 @@ def format_stats(stats: Any, seconds: float | None = None) -> str:
     stages = " ".join(f"{k} {st[k]:.2f}s" for k in ("prior", "maps", "shm", "blend") if k in st)
     scales = "/".join(f"{s:g}" for s in stats.cascade_scales) or "none (prior only)"
     history = "keyframe" if stats.keyframe else ("temporal reuse" if stats.temporal_reused else "history")
-    if stats.shm_reused:
-        stages += " (refiner output reused)"
+    reused = [what for what, flag in (("prior", getattr(stats, "prior_reused", False)),
+                                      ("refiner", stats.shm_reused)) if flag]
+    if reused:
+        stages += f" ({' and '.join(reused)} output reused)"
     text = (f"frame {stats.frame} | active {stats.active_share:.2%} ({stats.active_pixels:,} px) | "
             f"cascade {scales} ({len(stats.cascade_scales)} level{'s' if len(stats.cascade_scales) != 1 else ''}) | "
             f"{stages} | engine {stats.total_seconds:.2f}s")

@@ -22,6 +22,7 @@ class FrameStats:
         shm_reused: SHM passes whose raw output was reused from an identical earlier pass instead of being run
             (interactive sessions, after a change of Refine strength, Soft-edge guard or Colour bound).
         temporal_reused: True when the previous frame's matte was reused outside changed pixels.
+        prior_reused: True when the prior's output came from the viewer's memo (:mod:`~sparsemat.engine.prior_memo`).
         keyframe: True when this frame was computed without history (keyframe or cold start).
         prior_name: which prior produced the coarse matte, and why (e.g. ``"rvm (auto: no matte input)"``).
         budget: the active-pixel budget in force.
@@ -37,6 +38,7 @@ class FrameStats:
     shm_gmacs: float = 0.0
     shm_reused: int = 0
     temporal_reused: bool = False
+    prior_reused: bool = False
     keyframe: bool = True
     prior_name: str = ""
     budget: int = 0
@@ -60,6 +62,7 @@ class FrameStats:
             "shm_gmacs": self.shm_gmacs,
             "shm_reused": self.shm_reused,
             "temporal_reused": self.temporal_reused,
+            "prior_reused": self.prior_reused,
             "keyframe": self.keyframe,
             "prior_name": self.prior_name,
             "budget": self.budget,

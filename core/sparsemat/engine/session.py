@@ -32,6 +32,7 @@ from sparsemat.engine.colour_bound import BOUND_MARGIN
 from sparsemat.engine.colour_samples import colour_estimates, sample_levels, wants_colour_samples
 from sparsemat.engine.frames import FrameInput, FrameSource
 from sparsemat.engine.guided import guided_coefficients, wants_guided_prior
+from sparsemat.engine.prior_memo import PriorMemo
 from sparsemat.engine.refine import refine_sites
 from sparsemat.engine.refine_memo import RefinementMemo
 from sparsemat.engine.resize import downsample, resize_plane, upsample
@@ -94,6 +95,10 @@ class Session:
         self._refiner = self._refiner_override
         self._backend: Any = None
         self._memo = RefinementMemo() if reuse_refinement else None
+        self._prior_memo = PriorMemo() if reuse_refinement else None
+        # (frame, prior key) whose prediction the network prior's recurrent state follows; None: a fresh state
+        # (every place that sets None has just built or reset the prior)
+        self._prior_pos: tuple[int, str] | None = None
         self.last_stats: FrameStats | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -138,19 +143,34 @@ class Session:
         if self._memo is not None and (settings.model != old.model or settings.backend != old.backend
                                        or settings.device != old.device):
             self._memo.clear()  # outputs of another network, backend or device: never reused, so free them
+        if self._prior_key_of(settings) != self._prior_key_of(old):
+            self.reset()
+            if self._prior_memo is not None:
+                self._prior_memo.clear()  # outputs of another prior setup: never reused, so free them
+        elif settings.pixel_key() != old.pixel_key():
+            self._history = None  # a knob after the prior: the prior's state and outputs stay valid
         if settings.prior != old.prior or settings.prior_size != old.prior_size or settings.model != old.model \
                 or settings.device != old.device:
             self._priors.clear()  # auto's choice depends on the model (LPN features), priors live on the device
-        if settings.pixel_key() != old.pixel_key():
-            self.reset()
 
     def reset(self) -> None:
         """Forget the frame history and any recurrent prior state."""
         self._history = None
+        self._prior_pos = None
         for prior in self._priors.values():
             prior.reset()
         if self._prior_override is not None:
             self._prior_override.reset()
+
+    @staticmethod
+    def _prior_key_of(settings: Settings) -> str:
+        """Everything that decides a network prior's output at a frame: which prior (the model too: ``auto`` follows
+        a converted official SHM to the LPN), its resolution and device, and where its pre-roll starts."""
+        return "|".join(str(v) for v in (settings.prior, settings.prior_size, settings.device, settings.model,
+                                          settings.keyframe_interval))
+
+    def _prior_key(self) -> str:
+        return self._prior_key_of(self.settings)
 
     # ------------------------------------------------------------------ public API
     def render(self, frame: int, source: FrameSource) -> FrameResult:
@@ -159,18 +179,50 @@ class Session:
         Raises:
             InputError: the frame (not a pre-roll frame) cannot be read.
         """
-        if self._needs_history(frame) and not self._history_continues(frame):
-            for f in range(self._preroll_start(frame, source.first_frame), frame):
-                try:
-                    self.process(f, source(f))
-                except InputError as exc:  # a sequential render would have failed here too
-                    log.warning("pre-roll frame %d unusable (%s); history restarts after it", f, exc)
-                    self._history = None
+        if self._needs_history(frame):
+            if self.settings.temporal:
+                if not self._history_continues(frame):  # Temporal reuse reads the previous matte: render them all
+                    for f in range(self._preroll_start(frame, source.first_frame), frame):
+                        try:
+                            self.process(f, source(f))
+                        except InputError as exc:  # a sequential render would have failed here too
+                            log.warning("pre-roll frame %d unusable (%s); history restarts after it", f, exc)
+                            self._history = None
+            elif self._prior_pos != (frame - 1, self._prior_key()) and not self._prior_memo_holds(frame, source):
+                self._preroll_prior(self._preroll_start(frame, source.first_frame), frame, source)
         try:
             return self.process(frame, source(frame))
         except InputError:
             self._history = None
             raise
+
+    def _prior_memo_holds(self, frame: int, source: FrameSource) -> bool:
+        """The viewer's memo has the prior of ``frame`` (then no pre-roll is needed to get it)."""
+        if self._prior_memo is None or not len(self._prior_memo):
+            return False
+        try:
+            inp = source(frame)
+        except InputError:
+            return False  # process() reports it
+        with torch.inference_mode():
+            _, lr_rgb = self._plate_tensors(inp)
+            return self._prior_memo.lookup(frame, self._prior_key(), lr_rgb) is not None
+
+    def _preroll_prior(self, start: int, frame: int, source: FrameSource) -> None:
+        """Run only the recurrent prior over ``start .. frame - 1`` (Temporal reuse off: the earlier mattes are not
+        read, so refining them would be wasted; the prior's state is what carries over)."""
+        for f in range(start, frame):
+            try:
+                inp = source(f)
+                with torch.inference_mode():
+                    _, lr_rgb = self._plate_tensors(inp)
+                    self._prior(inp, lr_rgb, inp.size, f)
+            except InputError as exc:  # a sequential render would have failed here too
+                log.warning("pre-roll frame %d unusable (%s); the prior restarts after it", f, exc)
+                prior = self._current_prior_object()
+                if prior is not None:
+                    prior.reset()
+                self._prior_pos = None
 
     def process(self, frame: int, inp: FrameInput) -> FrameResult:
         """Refine one frame given directly; uses history only if it holds exactly ``frame − 1``."""
@@ -244,10 +296,18 @@ class Session:
                 "converted lpn.pt installed as sparsemat/weights/lpn.pt), or use the 'lite' model",
             )
 
+    def _plate_tensors(self, inp: FrameInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rgb [H, W, 3], lr_rgb [1, 3, h, w])`` on the device: the plate, and the prior's input at
+        :func:`prior_input_size` (desqueezed by the pixel aspect), float display sRGB in [0, 1]."""
+        height, width = inp.size
+        rgb_hwc = torch.from_numpy(np.ascontiguousarray(inp.rgb)).to(self.device)
+        lr_size = prior_input_size(height, width, self.settings.prior_size, inp.pixel_aspect)
+        return rgb_hwc, downsample(rgb_hwc.permute(2, 0, 1)[None], lr_size).clamp_(0, 1)
+
     def _prior(
         self, inp: FrameInput, lr_rgb: torch.Tensor, size: tuple[int, int], frame: int
-    ) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description)``."""
+    ) -> tuple[torch.Tensor, torch.Tensor, str, bool]:
+        """Return ``(lr_prior [1,1,h,w], prior_hr [H,W], description, reused)``; ``reused``: from the memo."""
         name = self.settings.prior
         use_matte = self._prior_override is None and (name == "input" or (name == "auto" and inp.matte is not None))
         self._check_lpn_context(frame, use_matte)
@@ -259,16 +319,31 @@ class Session:
                 )
             if "net" in self._priors:  # a network prior's state must not skip over this frame (auto)
                 self._priors["net"].reset()
+                self._prior_pos = None
             matte = torch.from_numpy(np.ascontiguousarray(inp.matte, dtype=np.float32)).to(self.device)
             matte = matte.nan_to_num(0.0).clamp_(0.0, 1.0)
             lr_prior = resize_plane(matte, (int(lr_rgb.shape[-2]), int(lr_rgb.shape[-1])))[None, None].clamp_(0, 1)
             prior_hr = resize_plane(matte, size).clamp_(0, 1)
             why = "input (matte given)" if name == "input" else "input (auto: matte given)"
-            return lr_prior, prior_hr, why
+            return lr_prior, prior_hr, why, False
         prior, why = self._network_prior(name)
-        lr_prior = prior.predict(lr_rgb).to(self.device).float().clamp_(0, 1)
+        key = self._prior_key()
+        continues = self._prior_pos == (frame - 1, key) and not self._is_keyframe(frame)
+        recurrent = bool(getattr(prior, "recurrent", False))
+        # a recurrent prior whose state continues costs one run: run it, so playback keeps its state moving
+        hit = None if self._prior_memo is None or (recurrent and continues) else \
+            self._prior_memo.lookup(frame, key, lr_rgb)
+        if hit is not None:
+            lr_prior = hit.to(self.device)
+        else:
+            if not continues and self._prior_pos is not None:  # None: fresh (built, or reset when set to None)
+                prior.reset()
+            lr_prior = prior.predict(lr_rgb).to(self.device).float().clamp_(0, 1)
+            self._prior_pos = (frame, key)
+            if self._prior_memo is not None:
+                self._prior_memo.store(frame, key, lr_rgb, lr_prior)
         prior_hr = upsample(lr_prior, size)[0, 0].clamp_(0, 1)
-        return lr_prior, prior_hr, why
+        return lr_prior, prior_hr, why, hit is not None
 
     # ------------------------------------------------------------------ the pipeline
     def _process(self, frame: int, inp: FrameInput) -> FrameResult:
@@ -293,20 +368,13 @@ class Session:
             use_history = False
         if hist is not None and hist.size != size:
             use_history = False
-        cold = not self._history_continues(frame) or self._is_keyframe(frame)
-        if cold:
-            prior_obj = self._current_prior_object()
-            if prior_obj is not None:
-                prior_obj.reset()
         stats.keyframe = not use_history
 
-        # ---- prior
+        # ---- prior (a recurrent one restarts wherever its state does not follow frame - 1: see _prior)
         with timer("prior"):
-            rgb_hwc = torch.from_numpy(np.ascontiguousarray(inp.rgb)).to(self.device)
-            rgb_chw = rgb_hwc.permute(2, 0, 1)[None]
-            lr_size = prior_input_size(height, width, s.prior_size, inp.pixel_aspect)
-            lr_rgb = downsample(rgb_chw, lr_size).clamp_(0, 1)
-            lr_prior, prior_hr, stats.prior_name = self._prior(inp, lr_rgb, size, frame)
+            rgb_hwc, lr_rgb = self._plate_tensors(inp)
+            rgb_chw, lr_size = rgb_hwc.permute(2, 0, 1)[None], (int(lr_rgb.shape[-2]), int(lr_rgb.shape[-1]))
+            lr_prior, prior_hr, stats.prior_name, stats.prior_reused = self._prior(inp, lr_rgb, size, frame)
 
         # ---- maps at full resolution
         with timer("maps"):
