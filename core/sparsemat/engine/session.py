@@ -198,7 +198,7 @@ class Session:
 
     def _prior_memo_holds(self, frame: int, source: FrameSource) -> bool:
         """The viewer's memo has the prior of ``frame`` (then no pre-roll is needed to get it)."""
-        if self._prior_memo is None or not len(self._prior_memo):
+        if self._prior_memo is None or not len(self._prior_memo) or self._needs_lpn_context():
             return False
         try:
             inp = source(frame)
@@ -330,9 +330,10 @@ class Session:
         key = self._prior_key()
         continues = self._prior_pos == (frame - 1, key) and not self._is_keyframe(frame)
         recurrent = bool(getattr(prior, "recurrent", False))
-        # a recurrent prior whose state continues costs one run: run it, so playback keeps its state moving
-        hit = None if self._prior_memo is None or (recurrent and continues) else \
-            self._prior_memo.lookup(frame, key, lr_rgb)
+        # a recurrent prior whose state continues costs one run: run it, so playback keeps its state moving; a
+        # refiner reading the LPN's features (official checkpoints) needs this frame's, which only a run leaves
+        usable = self._prior_memo is not None and not (recurrent and continues) and not self._needs_lpn_context()
+        hit = self._prior_memo.lookup(frame, key, lr_rgb) if usable and self._prior_memo is not None else None
         if hit is not None:
             lr_prior = hit.to(self.device)
         else:
