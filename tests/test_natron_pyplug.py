@@ -135,8 +135,8 @@ def test_check_setup_prints_the_engines_report(natron: Natron, tmp_path: Path, m
     assert "ok  plate colour space: lin_rec709 = Linear Rec.709 (sRGB)" in out  # auto: Natron's linear Rec.709
     node.getParam(K.PLATE_COLORSPACE_KNOB).set("show_linear")
     node.getParam("check_setup").trigger()
-    assert node.getParam("status").get().startswith("setup problem: plate colour space: Knob 'colorspace' cannot be "
-                                                    "'show_linear'")
+    assert node.getParam("status").get().startswith(
+        "setup problem: plate colour space: Knob 'Plate colour space (--input-colorspace)' cannot be 'show_linear'")
     node.getParam(K.PLATE_COLORSPACE_KNOB).set("auto")
     node.getParam("model").set("file")
     node.getParam("model_file").set(str(tmp_path / "missing.pt"))

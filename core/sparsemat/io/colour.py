@@ -27,6 +27,8 @@ import OpenImageIO as oiio
 
 from sparsemat.errors import SettingsError
 
+#: How errors name the setting: the node's knob, and the command line's flag.
+COLOURSPACE_SETTING = "Plate colour space (--input-colorspace)"
 #: The OpenColorIO config every name and conversion here refers to, whatever ``$OCIO`` says.
 CONFIG = "ocio://studio-config-latest"
 #: Default space of float/half plates (EXR): scene-linear Rec.709 primaries.
@@ -82,7 +84,7 @@ def resolve_colorspace(name: str) -> str:
     resolved = cfg.resolve(name) if name else ""
     if not name or cfg.getColorSpaceIndex(resolved) < 0:
         raise SettingsError(
-            "colorspace", name,
+            COLOURSPACE_SETTING, name,
             "OpenImageIO's built-in OpenColorIO config has no such colour space; known names are "
             + ", ".join(known_colorspaces()) + " (aliases such as lin_rec709, linear, srgb, ACEScg, aces also work)",
         )
@@ -98,7 +100,7 @@ def _colorconvert(pixels: np.ndarray, src_name: str, dst_name: str) -> np.ndarra
     """``[H, W, 3]`` float32 through ImageBufAlgo.colorconvert (canonical names)."""
     buf = oiio.ImageBuf(np.ascontiguousarray(pixels, dtype=np.float32))
     if not oiio.ImageBufAlgo.colorconvert(buf, buf, src_name, dst_name, colorconfig=CONFIG):
-        raise SettingsError("colorspace", src_name, f"OpenColorIO cannot convert {src_name} to {dst_name}: {buf.geterror()}")
+        raise SettingsError(COLOURSPACE_SETTING, src_name, f"OpenColorIO cannot convert {src_name} to {dst_name}: {buf.geterror()}")
     return np.asarray(buf.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(pixels.shape)
 
 

@@ -372,7 +372,7 @@ def _clip_display(rgb: np.ndarray, where: str, colorspace: str) -> np.ndarray:
         if share > CLIP_WARN_SHARE:
             warnings.warn(
                 f"{where}: {share:.0%} of the pixels are outside 0-1 after converting {colorspace} to sRGB "
-                "and are clipped for the matte. Check the input colour space (knob 'colorspace') or the "
+                "and are clipped for the matte. Check the plate colour space (--input-colorspace; the node's Plate colour space) or the "
                 "plate's exposure; highlights alone are normal and do not trigger this warning.",
                 InputWarning, stacklevel=3,
             )
