@@ -515,6 +515,19 @@ def test_a_log_dpx_read_as_srgb_is_warned_about_once(seq: Fixture, tmp_path: Pat
     assert status == 0 and "says its pixels are log" not in err
 
 
+@pytest.mark.parametrize("compression", ["piz", "none"])
+def test_the_exr_compression_can_be_chosen_among_lossless_ones(seq: Fixture, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 compression: str) -> None:
+    status, _, err = _render(capsys, seq, "--frames", "1", "--compression", compression,
+                             output=str(tmp_path / "o.####.exr"))
+    assert status == 0, err
+    spec, _ = _pixels(tmp_path / "o.0001.exr")
+    assert spec.getattribute("compression") == compression
+    with pytest.raises(SystemExit):  # lossy ones are not offered: the matte is data
+        _render(capsys, seq, "--compression", "dwaa", output=str(tmp_path / "p.exr"))
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

@@ -28,6 +28,7 @@ from sparsemat.cli.knobs import (
 )
 from sparsemat.cli.threads import add_threads_flag, job_threads, use_threads
 from sparsemat.errors import DeviceError, InputError, MissingFrameError, OutputError, SettingsError, SparseMatError
+from sparsemat.io.writer import DEFAULT_COMPRESSION, LOSSLESS_EXR
 from sparsemat.settings import OutputSettings, Settings
 
 
@@ -49,6 +50,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                      help="add the sparsity map as channels sparsity.active/.spatial/.temporal; 'tint' also tints "
                           "refined pixels red in RGB for viewing")
     out.add_argument("--float", dest="half", action="store_false", help="write 32-bit float EXR (default: half)")
+    out.add_argument("--compression", choices=LOSSLESS_EXR, default=DEFAULT_COMPRESSION,
+                     help="EXR compression, lossless only because the matte is data (default: zips, one scanline "
+                          "per block as Nuke's Write; piz is often smaller for grainy RGB, none the fastest to read)")
     run = parser.add_argument_group("run")
     run.add_argument("--resume", action="store_true", help="skip frames whose output is already complete")
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first frame that fails")
@@ -506,7 +510,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
             window = plate.window if args.pixel_aspect is None else replace(plate.window, pixel_aspect=args.pixel_aspect)
             future = writer.submit(_write, write_frame, out_path, channels, {
                 "window": window, "half": args.half, "metadata": metadata, "float_channels": wide,
-                "carry": plate.carried})
+                "carry": plate.carried, "compression": getattr(args, "compression", DEFAULT_COMPRESSION)})
             pending = _PendingWrite(frame, label, t0, future, {
                 "frame": frame, "status": "done", "path": out_path,
                 "active_share": round(result.stats.active_share, 6), "seconds": 0.0,
