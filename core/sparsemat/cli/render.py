@@ -242,9 +242,10 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
 
 
 def render_key(args: argparse.Namespace, settings: Settings, out: OutputSettings) -> str:
-    """Hash of everything that makes a frame's file what it is: engine version, settings, output mode and overlay,
-    pixel type, the plate's colour space, pixel aspect and eye as asked, and the prior matte. Stored in every output
-    (``sparsemat:render_key``) so that ``--resume`` keeps only frames this very render would write."""
+    """Hash of how a frame's file is made: engine version, settings, output mode and overlay, pixel type, and how the
+    inputs are read (colour space, pixel aspect, eye, layer, matte channel, whether a matte is given). Stored in every
+    output (``sparsemat:render_key``) so that ``--resume`` keeps only frames this very render would write. Input
+    *paths* are left out: a farm that mounts the same storage elsewhere must still find the frames made before."""
     import hashlib
 
     from sparsemat.version import __version__
@@ -252,7 +253,7 @@ def render_key(args: argparse.Namespace, settings: Settings, out: OutputSettings
     blob = json.dumps({
         "version": __version__, "settings": settings.to_dict(), "output": [out.output_mode, out.overlay],
         "half": bool(args.half), "colorspace": args.input_colorspace, "pixel_aspect": args.pixel_aspect,
-        "eye": args.eye, "layer": args.layer, "matte": [args.matte and os.path.abspath(args.matte), args.prior_channel],
+        "eye": args.eye, "layer": args.layer, "matte": [bool(args.matte), args.prior_channel],
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
