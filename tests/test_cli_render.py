@@ -528,6 +528,21 @@ def test_the_exr_compression_can_be_chosen_among_lossless_ones(seq: Fixture, tmp
         _render(capsys, seq, "--compression", "dwaa", output=str(tmp_path / "p.exr"))
 
 
+def test_a_dry_run_says_what_would_happen_and_writes_nothing(seq: Fixture, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    output = str(tmp_path / "out" / "o.####.exr")
+    assert _render(capsys, seq, "--frames", "2", output=output)[0] == 0
+    before = sorted(os.listdir(tmp_path / "out"))
+    status, out, _ = _render(capsys, seq, "--frames", "1-4", "--resume", "--dry-run", output=output)
+    assert status == 0
+    assert "frames: 4 asked, 3 to render (1, 3, 4), 1 already made by this render (--resume)" in out
+    assert "plate: " in out and "64x48 half, channels R, G, B, colour space Linear Rec.709 (sRGB)" in out
+    assert "prior: input (auto: a matte input is connected)" in out and "nothing was computed or written" in out
+    assert sorted(os.listdir(tmp_path / "out")) == before
+    status, _, err = _render(capsys, seq, "--dry-run", plate=str(tmp_path / "none.####.exr"), output=output)
+    assert status == 1 and "No frames of" in err  # what a render would say
+
+
 def test_metadata_in_header(seq: Fixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sparsemat.version import __version__
 

@@ -55,6 +55,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                           "per block as Nuke's Write; piz is often smaller for grainy RGB, none the fastest to read)")
     run = parser.add_argument_group("run")
     run.add_argument("--resume", action="store_true", help="skip frames whose output is already complete")
+    run.add_argument("--dry-run", action="store_true",
+                     help="say what the render would do (frames to render and to skip, the plate as read, the prior "
+                          "and output) without computing or writing anything")
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first frame that fails")
     run.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                      help="progress display: a bar on a terminal, or one JSON line per frame on stdout")
@@ -277,6 +280,47 @@ def made_by(path: str, key: str, settings: Settings) -> bool:
     return True
 
 
+def _output_path(args: argparse.Namespace, frame: int | None) -> str:
+    from sparsemat.io import frame_path, has_frame_token
+
+    return args.output if frame is None or not has_frame_token(args.output) else frame_path(args.output, frame)
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, out: OutputSettings, frames: list[int | None]) -> int:
+    """``--dry-run``: what the render would do, on stdout; computes and writes nothing. 1 when the plate is unreadable."""
+    from sparsemat.io import has_frame_token, is_complete, read_plate
+    from sparsemat.io.writer import DEFAULT_COMPRESSION
+    from sparsemat.priors import choose_prior
+
+    key = render_key(args, settings, out)
+    made = [f for f in frames if args.resume and is_complete(_output_path(args, f))
+            and made_by(_output_path(args, f), key, settings)]
+    todo = [f for f in frames if f not in made]
+    listed = ", ".join("the image" if f is None else str(f) for f in todo[:12]) + (" …" if len(todo) > 12 else "")
+    lines = [f"frames: {len(frames)} asked, {len(todo)} to render ({listed or 'none'}), {len(made)} already made by "
+             "this render (--resume)"]
+    status = 0
+    first = (todo or frames)[0]
+    try:
+        plate = read_plate(args.input, first if has_frame_token(args.input) else None, colorspace=args.input_colorspace,
+                           view=args.eye, layer=args.layer)
+        lines.append(f"plate: {plate.path}: {plate.width}x{plate.height} {plate.pixel_type}, channels "
+                     f"{', '.join(plate.rgb_channels)}, colour space {plate.colorspace} ({plate.colorspace_source})"
+                     + _aspect_note(plate, args.pixel_aspect, settings.prior_size) + _eye_note(plate, args.eye))
+        warning = _log_file_read_as_display(plate)
+        if warning:
+            lines.append(f"warning: {warning}")
+    except SparseMatError as exc:
+        lines.append(f"plate: cannot be read: {exc}")
+        status = 1
+    prior, why = choose_prior(settings.prior, has_matte=bool(args.matte))
+    lines.append(f"prior: {prior} ({why}); model: {settings.model}")
+    lines.append(f"output: {args.output} ({out.output_mode}, overlay {out.overlay}, {'half' if args.half else 'float'}, "
+                 f"{getattr(args, 'compression', DEFAULT_COMPRESSION)}); nothing was computed or written")
+    print("\n".join("sparsemat render --dry-run: " + line for line in lines))
+    return status
+
+
 def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | None]) -> None:
     """Raise :class:`SettingsError` when a frame's output file is one of its input files (plate or matte).
 
@@ -401,9 +445,11 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
     except (SettingsError, ValueError) as exc:
         print(f"sparsemat render: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "dry_run", False):
+        return _dry_run(args, settings, out_settings, frames)
 
     from sparsemat.engine import Session
-    from sparsemat.io import frame_path, prepare_output_folder, remove_stale_temps
+    from sparsemat.io import prepare_output_folder, remove_stale_temps
 
     use_threads(threads)
 
@@ -463,8 +509,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note("sparsemat render: cancelled; frames already written are complete.")
                 return 1
             label = "the image" if frame is None else f"frame {frame}"
-            out_path = args.output if frame is None or not has_frame_token(args.output) \
-                else frame_path(args.output, frame)
+            out_path = _output_path(args, frame)
             if args.resume and is_complete(out_path):
                 if made_by(out_path, key, settings):
                     finish()
