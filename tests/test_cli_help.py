@@ -37,3 +37,24 @@ def test_render_help_shows_tooltips_with_percent_signs_and_defaults() -> None:
     assert "%" in cascade.tooltip
     assert "matte error 8-31 % lower" in text  # argparse must not choke on the % signs
     assert "--soft-edge-guard" in text and "(default: 0.1)" in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["render", "--help"], ["-q", "ui", "--help"]])
+def test_help_and_a_render_import_nothing_they_do_not_run(argv: list[str]) -> None:
+    """The module docstring's promise: sub-commands are imported only when used, so ``--help`` and a farm wrapper
+    that parses a render's flags do not load torch (which ``train`` alone pulls in at import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sparsemat.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
+            "    pass\nprint('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
+    assert "usage: sparsemat" in done.stdout
+
+
+def test_the_command_is_found_after_global_flags() -> None:
+    from sparsemat.cli.main import _command_in
+
+    assert _command_in(["-q", "--debug", "render", "train.####.exr"]) == "render"
+    assert _command_in(["--help"]) == ""

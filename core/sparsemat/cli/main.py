@@ -36,14 +36,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every sub-command registers its own flags)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every sub-command registers its own flags.
+
+    ``only`` names the one sub-command whose module is imported and whose flags are registered (the others are
+    listed by name and help only), so ``sparsemat --help`` and a farm task's ``sparsemat render`` never import
+    modules they do not run (``train`` alone pulls in torch); ``""`` registers none, None all.
+    """
     parser = argparse.ArgumentParser(prog="sparsemat", description="Ultrahigh-resolution alpha matting with sparsity.")
     parser.add_argument("--version", action="version", version=f"sparsemat {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks (for bug reports)")
     parser.add_argument("--quiet", "-q", action="store_true", help="only print warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -52,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(sub.add_parser(name, help=help_text, description=help_text))
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The sub-command named in ``argv`` (the first word that is one), or "" when there is none (``--help``)."""
+    return next((word for word in argv if word in COMMANDS), "")
 
 
 #: Flags whose value may start with "-" (negative frame numbers: ``--frames -5--1``).
@@ -96,8 +109,9 @@ def _sigterm_stops_cleanly() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status (0 ok, 1 failures, 2 bad usage)."""
-    parser = build_parser()
-    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    words = _join_negative_values(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_in(words))
+    args = parser.parse_args(words)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if not args.command:
         parser.print_help()

@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from sparsemat.engine.cgroup import cpu_quota
 from sparsemat.errors import SettingsError
 
 
@@ -43,6 +42,8 @@ def thread_source(flag: int, env: Mapping[str, str], root: Path = Path("/")) -> 
         except ValueError:
             raise SettingsError("threads", env["CUE_THREADS"], "$CUE_THREADS is not a number of cores; unset it "
                                 "or pass --threads N") from None
+    from sparsemat.engine.cgroup import cpu_quota  # here: importing sparsemat.engine loads torch
+
     quota = cpu_quota(root)
     if quota is not None and quota < (os.cpu_count() or 1):
         return max(math.ceil(quota), 1), f"container CPU quota {quota:g}"
