@@ -3,6 +3,8 @@
 - :func:`read_plate` (alias :func:`read_image`) → :class:`Plate` (display sRGB for the network,
   untouched source RGB, alpha, data/display :class:`Window`, channel names).
 - :func:`read_matte` → ``[h, w]`` float32 in [0, 1].
+- :mod:`sparsemat.io.channels`: which channels hold the plate (:func:`find_rgb`, layers, parts, stereo views:
+  :func:`file_views`).
 - :func:`write_frame` (atomic), :func:`is_complete`, :func:`read_metadata`.
 - :class:`Sequence`, :func:`frame_path`, :func:`discover_frames`, :func:`parse_frame_range`,
   :func:`missing_frames`.
@@ -16,6 +18,7 @@ thread while computing frame N + 1.
 
 from __future__ import annotations
 
+from sparsemat.io.channels import file_views, find_rgb
 from sparsemat.io.colour import (
     DEFAULT_LINEAR,
     DISPLAY_SRGB,
@@ -28,7 +31,6 @@ from sparsemat.io.reader import (
     CLIP_WARN_SHARE,
     Plate,
     channel_names,
-    find_rgb,
     read_image,
     read_matte,
     read_plate,
@@ -71,6 +73,7 @@ __all__ = [
     "channel_names",
     "convert",
     "discover_frames",
+    "file_views",
     "find_rgb",
     "format_frames",
     "frame_path",

@@ -26,6 +26,17 @@ import numpy as np
 import OpenImageIO as oiio
 
 from sparsemat.errors import InputError, InputWarning, MissingFrameError
+from sparsemat.io.channels import (
+    choose_part,
+    describe_channels,
+    file_views,
+    find_channel,
+    find_rgb,
+    layer_channels,
+    part_name,
+    pick_view,
+    view_channels,
+)
 from sparsemat.io.colour import (
     DEFAULT_LINEAR,
     DISPLAY_SRGB,
@@ -47,8 +58,6 @@ CARRIED_ATTRIBUTES = (
     "openexr:chromaticities", "openexr:whiteLuminance", "openexr:adoptedNeutral",
 )
 _CLIP_TOLERANCE = 0.01
-_PREFERRED_PARTS = ("rgba", "beauty")
-_PREFERRED_LAYERS = ("", "rgba", "beauty")
 
 
 @dataclass
@@ -179,121 +188,6 @@ def _subimages(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     return specs
 
 
-def _part_name(spec: oiio.ImageSpec) -> str:
-    return str(spec.getattribute("oiio:subimagename") or spec.getattribute("name") or "")
-
-
-def _split(name: str) -> tuple[str, str]:
-    layer, _, chan = name.rpartition(".")
-    return layer.lower(), chan.lower()
-
-
-def find_rgb(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int, int], int | None] | None:
-    """Indices of R, G, B (and A or None) in ``names``, case-insensitive, or None.
-
-    Layers are tried in the order: no prefix (``R``), ``rgba.``, ``beauty.``, then any other
-    layer that has all three of R, G and B (``diffuse.R`` …). Alpha is ``A``/``alpha`` in the
-    same layer. A greyscale image (``Y``, e.g. a grey PNG) gives ``(Y, Y, Y)``.
-    """
-    layers: dict[str, dict[str, int]] = {}
-    for i, name in enumerate(names):
-        layer, chan = _split(name)
-        layers.setdefault(layer, {}).setdefault(chan, i)
-    order = [p for p in _PREFERRED_LAYERS if p in layers] + [p for p in layers if p not in _PREFERRED_LAYERS]
-    for layer in order:
-        chans = layers[layer]
-        if all(c in chans for c in "rgb"):
-            alpha = chans.get("a", chans.get("alpha"))
-            return (chans["r"], chans["g"], chans["b"]), alpha
-    for layer in order:
-        chans = layers[layer]
-        if "y" in chans:
-            return (chans["y"], chans["y"], chans["y"]), chans.get("a", chans.get("alpha"))
-    return None
-
-
-def file_views(specs: list[oiio.ImageSpec]) -> list[str]:
-    """Views of a stereo (multi-view) EXR in file order, the hero view first: the parts' ``view`` attributes of a
-    multi-part file, else the single part's ``multiView`` list; empty for a one-view image."""
-    part_views = [str(s.getattribute("view") or "") for s in specs]
-    if len(specs) > 1 and any(part_views):
-        return list(dict.fromkeys(v for v in part_views if v))
-    listed = specs[0].getattribute("multiView") if specs else None
-    if isinstance(listed, str):
-        return [listed] if listed else []
-    return [str(v) for v in listed] if listed else []
-
-
-def _pick_view(views: list[str], view: str | None, where: str) -> str | None:
-    """The view to read: ``view`` as the file spells it, the hero view when None, None for a one-view image."""
-    if view is None:
-        return views[0] if views else None
-    for v in views:
-        if v.lower() == view.lower():
-            return v
-    if not views:
-        raise InputError(f"{where} holds one view only; the view '{view}' applies to stereo (multi-view) EXRs. "
-                         "Leave the view out for this file.")
-    raise InputError(f"{where} has no view '{view}'. Views found: {', '.join(views)}.")
-
-
-def _view_channels(specs: list[oiio.ImageSpec], views: list[str],
-                   view: str | None) -> list[tuple[int, list[tuple[int, str]]]]:
-    """``(part, [(channel index, name without its view prefix)])`` of the channels that belong to ``view``.
-
-    Multi-part stereo: the parts whose ``view`` is ``view``. Single-part stereo (``multiView``): the hero view's
-    channels are unprefixed (``R``), the others' carry the view's name (``right.R``). Without views: everything.
-    """
-    if view is None or not views:
-        return [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)]
-    if len(specs) > 1 and any(s.getattribute("view") for s in specs):
-        return [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)
-                if str(s.getattribute("view") or "").lower() == view.lower()]
-    known = {v.lower() for v in views}
-    hero = views[0].lower() == view.lower()
-    out: list[tuple[int, list[tuple[int, str]]]] = []
-    for p, spec in enumerate(specs):
-        chans = []
-        for i, name in enumerate(spec.channelnames):
-            head, dot, rest = name.partition(".")
-            if dot and head.lower() in known:
-                if head.lower() == view.lower():
-                    chans.append((i, rest))
-            elif hero:
-                chans.append((i, name))
-        out.append((p, chans))
-    return out
-
-
-def _layer_channels(specs: list[oiio.ImageSpec], candidates: list[tuple[int, list[tuple[int, str]]]],
-                    layer: str) -> list[tuple[int, list[tuple[int, str]]]]:
-    """The channels of ``layer`` among ``candidates``, its prefix removed: ``plate.R`` → ``R``; in a multi-part
-    file a part named ``layer`` gives all its channels."""
-    want = layer.lower()
-    out = []
-    for p, chans in candidates:
-        if _part_name(specs[p]).lower() == want and len(specs) > 1:
-            out.append((p, chans))
-            continue
-        out.append((p, [(i, name.rpartition(".")[2]) for i, name in chans if _split(name)[0] == want]))
-    return out
-
-
-def _choose_part(specs: list[oiio.ImageSpec],
-                 candidates: list[tuple[int, list[tuple[int, str]]]]) -> tuple[int, list[tuple[int, str]]] | None:
-    with_rgb = [(p, chans) for p, chans in candidates if find_rgb([n for _, n in chans]) is not None]
-    for p, chans in with_rgb:
-        if _part_name(specs[p]).lower() in _PREFERRED_PARTS:
-            return p, chans
-    return with_rgb[0] if with_rgb else None
-
-
-def _describe_channels(specs: list[oiio.ImageSpec]) -> str:
-    if len(specs) == 1:
-        return ", ".join(specs[0].channelnames) or "none"
-    return "; ".join(f"part {i} '{_part_name(s)}': {', '.join(s.channelnames)}" for i, s in enumerate(specs))
-
-
 def _type_name(spec: oiio.ImageSpec, channel: int) -> str:
     formats = spec.channelformats
     fmt = formats[channel] if formats else spec.format
@@ -413,18 +307,18 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     try:
         specs = _subimages(inp)
         views = file_views(specs)
-        chosen = _pick_view(views, view, where)
-        candidates = _view_channels(specs, views, chosen)
+        chosen = pick_view(views, view, where)
+        candidates = view_channels(specs, views, chosen)
         if layer is not None:
-            candidates = _layer_channels(specs, candidates, layer)
-        picked = _choose_part(specs, candidates)
+            candidates = layer_channels(specs, candidates, layer)
+        picked = choose_part(specs, candidates)
         if picked is None:
             seen = f" of view '{chosen}'" if chosen else ""
             if layer is not None:
                 raise InputError(f"{where} has no layer '{layer}' with R, G, B channels{seen}. Channels found: "
-                                 f"{_describe_channels(specs)}.")
+                                 f"{describe_channels(specs)}.")
             raise InputError(f"{where} has no R, G, B (or Y) channels{seen} to matte. Channels found: "
-                             f"{_describe_channels(specs)}. Shuffle the colour into rgba first.")
+                             f"{describe_channels(specs)}. Shuffle the colour into rgba first.")
         part, chans = picked
         spec = specs[part]
         names = tuple(spec.channelnames)
@@ -475,7 +369,7 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
     return Plate(
         rgb=display, source_rgb=source_rgb, alpha=alpha, window=Window.from_spec(spec), channel_names=names,
         rgb_channels=(names[ri], names[gi], names[bi]), alpha_channel=names[ai] if ai is not None else None,
-        path=file, frame=frame, colorspace=space, colorspace_source=source, part=part, part_name=_part_name(spec),
+        path=file, frame=frame, colorspace=space, colorspace_source=source, part=part, part_name=part_name(spec),
         pixel_type=pixel_type, nonfinite_pixels=bad, attributes=attributes, carried=tuple(carried),
         view=chosen or "", views=tuple(views),
     )
@@ -483,31 +377,6 @@ def read_plate(path: str, frame: int | None = None, colorspace: str | None = Non
 
 #: ``read_image`` is the name used in docs/architecture.md.
 read_image = read_plate
-
-
-def _find_channel(specs: list[oiio.ImageSpec], channel: str | None,
-                  candidates: list[tuple[int, list[tuple[int, str]]]] | None = None) -> tuple[int, int] | None:
-    """(part, channel index) of ``channel`` (None: alpha, else the first channel) among ``candidates``
-    (:func:`_view_channels`; default: every channel)."""
-    parts = candidates if candidates is not None else [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)]
-    if channel is None:
-        for p, chans in parts:
-            for i, name in chans:
-                if name.lower() in ("a", "alpha"):
-                    return p, i
-        for p, chans in parts:
-            for i, name in chans:
-                if _split(name)[1] in ("a", "alpha"):
-                    return p, i
-        firsts = [(p, chans[0][0]) for p, chans in parts if chans]
-        return firsts[0] if firsts else None
-    want = channel.lower()
-    for p, chans in parts:
-        for i, name in chans:
-            if name.lower() == want or f"{_part_name(specs[p])}.{name}".lower() == want:
-                return p, i
-    suffix = [(p, i) for p, chans in parts for i, name in chans if _split(name)[1] == want]
-    return suffix[0] if len(suffix) == 1 else None
 
 
 def read_matte(path: str, channel: str | None = None, *, frame: int | None = None,
@@ -532,10 +401,10 @@ def read_matte(path: str, channel: str | None = None, *, frame: int | None = Non
     try:
         specs = _subimages(inp)
         views = file_views(specs)
-        chosen = _pick_view(views, view, where) if views else None
-        found = _find_channel(specs, channel, _view_channels(specs, views, chosen))
+        chosen = pick_view(views, view, where) if views else None
+        found = find_channel(specs, channel, view_channels(specs, views, chosen))
         if found is None:
-            raise InputError(f"{where} has no channel '{channel}'. Channels found: {_describe_channels(specs)}.")
+            raise InputError(f"{where} has no channel '{channel}'. Channels found: {describe_channels(specs)}.")
         part, index = found
         pixels = _read(inp, part, index, index, False, where, file)
         window = Window.from_spec(specs[part])
