@@ -26,6 +26,8 @@ from sparsemat.cli.knobs import (
     output_settings_from_args,
     settings_from_args,
 )
+from sparsemat.cli.render_notes import aspect_note, colour_note, eye_note, log_file_read_as_display
+from sparsemat.cli.resume import made_by, render_key
 from sparsemat.cli.threads import add_threads_flag, job_threads, use_threads
 from sparsemat.errors import DeviceError, InputError, MissingFrameError, OutputError, SettingsError, SparseMatError
 from sparsemat.io.writer import DEFAULT_COMPRESSION, LOSSLESS_EXR
@@ -244,42 +246,6 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
-def render_key(args: argparse.Namespace, settings: Settings, out: OutputSettings) -> str:
-    """Hash of how a frame's file is made: engine version, settings, output mode and overlay, pixel type, and how the
-    inputs are read (colour space, pixel aspect, eye, layer, matte channel, whether a matte is given). Stored in every
-    output (``sparsemat:render_key``) so that ``--resume`` keeps only frames this very render would write. Input
-    *paths* are left out: a farm that mounts the same storage elsewhere must still find the frames made before."""
-    import hashlib
-
-    from sparsemat.version import __version__
-
-    blob = json.dumps({
-        "version": __version__, "settings": settings.to_dict(), "output": [out.output_mode, out.overlay],
-        "half": bool(args.half), "colorspace": args.input_colorspace, "pixel_aspect": args.pixel_aspect,
-        "eye": args.eye, "layer": args.layer, "matte": [bool(args.matte), args.prior_channel],
-    }, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def made_by(path: str, key: str, settings: Settings) -> bool:
-    """True when the complete output ``path`` is what this render would write (same :func:`render_key`).
-
-    A file from before render keys (it names its settings only) counts when its settings match; a file without
-    SparseMat metadata (PNG/JPEG hold none, or it came from elsewhere) counts as before: complete is enough.
-    """
-    from sparsemat.io import read_metadata
-
-    try:
-        meta = read_metadata(path)
-    except SparseMatError:
-        return False
-    if "render_key" in meta:
-        return meta["render_key"] == key
-    if "settings_key" in meta:
-        return meta["settings_key"] == settings.pixel_key()
-    return True
-
-
 def _output_path(args: argparse.Namespace, frame: int | None) -> str:
     from sparsemat.io import frame_path, has_frame_token
 
@@ -306,8 +272,8 @@ def _dry_run(args: argparse.Namespace, settings: Settings, out: OutputSettings, 
                            view=args.eye, layer=args.layer)
         lines.append(f"plate: {plate.path}: {plate.width}x{plate.height} {plate.pixel_type}, channels "
                      f"{', '.join(plate.rgb_channels)}, colour space {plate.colorspace} ({plate.colorspace_source})"
-                     + _aspect_note(plate, args.pixel_aspect, settings.prior_size) + _eye_note(plate, args.eye))
-        warning = _log_file_read_as_display(plate)
+                     + aspect_note(plate, args.pixel_aspect, settings.prior_size) + eye_note(plate, args.eye))
+        warning = log_file_read_as_display(plate)
         if warning:
             lines.append(f"warning: {warning}")
     except SparseMatError as exc:
@@ -341,45 +307,6 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | Non
                 raise SettingsError("output", args.output,
                                     f"it is the {what} itself{label}: the render would overwrite it. Write the "
                                     "matte to another file or folder")
-
-
-def _eye_note(plate: Any, asked: str | None) -> str:
-    """``; stereo plate (views left, right): view 'left' (the hero view; --eye right for the other)`` for stereo."""
-    if len(plate.views) < 2:
-        return ""
-    others = ", ".join(v for v in plate.views if v != plate.view)
-    how = "--eye" if asked is not None else "the hero view; --eye " + others + " for the other"
-    return f"; stereo plate (views {', '.join(plate.views)}): view '{plate.view}' ({how})"
-
-
-def _log_file_read_as_display(plate: Any) -> str:
-    """A warning for a DPX/Cineon plate whose header says its pixels are log but which is read with the default
-    (sRGB) because no ``--input-colorspace`` was given; "" otherwise. Said once per render, not per frame."""
-    transfer = str(plate.attributes.get("dpx:Transfer", ""))
-    if not plate.colorspace_source.startswith("default") or transfer.lower() not in ("printing density", "logarithmic"):
-        return ""
-    return (f"{plate.path} says its pixels are log (DPX transfer: {transfer}) but is read as {plate.colorspace}, "
-            "so the network sees flat, washed-out colour. Pass --input-colorspace with its log space: ADX10 for "
-            "ADX film scans, or the camera's ('ARRI LogC3 (EI800)', 'S-Log3 S-Gamut3' …).")
-
-
-def _colour_note(plate: Any) -> str:
-    """``; plate colour space ACEScg (the header's chromaticities: AP1 primaries)`` when the file named it, else ``""``."""
-    if plate.colorspace_source.startswith(("default", "--")):
-        return ""
-    return f"; plate colour space {plate.colorspace} ({plate.colorspace_source})"
-
-
-def _aspect_note(plate: Any, override: float | None, prior_size: int) -> str:
-    """``; pixel aspect 2 (…): the prior sees the plate desqueezed at W x H`` for non-square plates, else ``""``."""
-    from sparsemat.priors.base import prior_input_size
-
-    aspect = plate.window.pixel_aspect if override is None else override
-    if aspect == 1.0:
-        return ""
-    where = "--pixel-aspect" if override is not None else "the plate's header"
-    h, w = prior_input_size(plate.height, plate.width, prior_size, aspect)
-    return f"; pixel aspect {aspect:g} ({where}): the prior sees the plate desqueezed, at {w}x{h}"
 
 
 def _frames_to_render(args: argparse.Namespace, seq: Any) -> list[int | None]:
@@ -547,9 +474,9 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note(f"warning: {label}: {note}")
             if not announced_prior and not getattr(args, "quiet", False):
                 progress.note(f"sparsemat render: prior = {result.stats.prior_name}; model = {settings.model}"
-                              + _colour_note(plate) + _aspect_note(plate, args.pixel_aspect, settings.prior_size)
-                              + _eye_note(plate, args.eye))
-                log_warning = _log_file_read_as_display(plate)
+                              + colour_note(plate) + aspect_note(plate, args.pixel_aspect, settings.prior_size)
+                              + eye_note(plate, args.eye))
+                log_warning = log_file_read_as_display(plate)
                 if log_warning:
                     progress.note(f"warning: {log_warning}")
                 announced_prior = True
