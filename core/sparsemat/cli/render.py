@@ -246,21 +246,21 @@ def frame_metadata(settings: Settings, result: Any, frame: int | None) -> dict[s
     return meta
 
 
-def _output_path(args: argparse.Namespace, frame: int | None) -> str:
+def _frame_file(pattern: str, frame: int | None) -> str:
+    """The file of ``frame`` in ``pattern`` (``pattern`` itself for a single file or a held still)."""
     from sparsemat.io import frame_path, has_frame_token
 
-    return args.output if frame is None or not has_frame_token(args.output) else frame_path(args.output, frame)
+    return pattern if frame is None or not has_frame_token(pattern) else frame_path(pattern, frame)
 
 
 def _dry_run(args: argparse.Namespace, settings: Settings, out: OutputSettings, frames: list[int | None]) -> int:
     """``--dry-run``: what the render would do, on stdout; computes and writes nothing. 1 when the plate is unreadable."""
     from sparsemat.io import has_frame_token, is_complete, read_plate
-    from sparsemat.io.writer import DEFAULT_COMPRESSION
     from sparsemat.priors import choose_prior
 
     key = render_key(args, settings, out)
-    made = [f for f in frames if args.resume and is_complete(_output_path(args, f))
-            and made_by(_output_path(args, f), key, settings)]
+    made = [f for f, path in ((f, _frame_file(args.output, f)) for f in frames)
+            if args.resume and is_complete(path) and made_by(path, key, settings)]
     todo = [f for f in frames if f not in made]
     listed = ", ".join("the image" if f is None else str(f) for f in todo[:12]) + (" …" if len(todo) > 12 else "")
     lines = [f"frames: {len(frames)} asked, {len(todo)} to render ({listed or 'none'}), {len(made)} already made by "
@@ -293,11 +293,8 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, frames: list[int | Non
     ``-o plate.%04d.exr`` for ``plate.####.exr``, a folder reached through a symbolic link or a typo would otherwise
     replace the plates with the render, frame by frame. Paths are compared after resolving links.
     """
-    from sparsemat.io import frame_path, has_frame_token
-
     def resolved(pattern: str, frame: int | None) -> str:
-        path = pattern if frame is None or not has_frame_token(pattern) else frame_path(pattern, frame)
-        return os.path.normcase(os.path.realpath(path))
+        return os.path.normcase(os.path.realpath(_frame_file(pattern, frame)))
 
     for frame in frames:
         out = resolved(args.output, frame)
@@ -436,7 +433,7 @@ def run(args: argparse.Namespace, *, progress_stream: TextIO | None = None,
                 progress.note("sparsemat render: cancelled; frames already written are complete.")
                 return 1
             label = "the image" if frame is None else f"frame {frame}"
-            out_path = _output_path(args, frame)
+            out_path = _frame_file(args.output, frame)
             if args.resume and is_complete(out_path):
                 if made_by(out_path, key, settings):
                     finish()
