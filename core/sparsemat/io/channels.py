@@ -139,7 +139,7 @@ def find_channel(specs: list[oiio.ImageSpec], channel: str | None,
                   candidates: Candidates | None = None) -> tuple[int, int] | None:
     """(part, channel index) of ``channel`` (None: alpha, else the first channel) among ``candidates``
     (:func:`_view_channels`; default: every channel)."""
-    parts = candidates if candidates is not None else [(p, list(enumerate(s.channelnames))) for p, s in enumerate(specs)]
+    parts = candidates if candidates is not None else view_channels(specs, [], None)
     if channel is None:
         for p, chans in parts:
             for i, name in chans:
